@@ -1,0 +1,26 @@
+# One command per job; each target installs what it needs first, so any of them works
+# as the very first command in a fresh clone.
+PY      := .venv/bin/python
+TORCH   := torch==2.13.0
+STAMP   := .venv/.installed
+
+.PHONY: install test bench-nb201 bench-ci bench-baseline bench-train bench-memory clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench-nb201: $(STAMP)
+	$(PY) -m harness.cli bench-nb201
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .benchmarks

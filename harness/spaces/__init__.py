@@ -1,0 +1,1 @@
+"""Search spaces: encodings and the operations they name."""
