@@ -1,0 +1,1 @@
+"""Results on disk: atomic Parquet writes, the leaderboard and plots."""

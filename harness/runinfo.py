@@ -1,0 +1,59 @@
+"""What every recorded run carries so it can be reproduced: commit, versions, device."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import harness
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The checkout's commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: "str | None" = None) -> str:
+    """Human-readable device: the CUDA card name, or the CPU model."""
+    import torch
+
+    dev = torch.device(device) if device else default_device()
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def default_device() -> "torch.device":
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import optuna
+    import pandas
+    import torch
+
+    return {"harness": harness.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "pandas": pandas.__version__, "optuna": optuna.__version__,
+            "python": platform.python_version()}
+
+
+def run_record(seed: "int | None" = None, device: "str | None" = None) -> dict[str, object]:
+    """Flat provenance columns for a results row."""
+    rec: dict[str, object] = {"commit": git_commit(), "device": device_name(device)}
+    rec.update({f"version_{k}": v for k, v in versions().items()})
+    if seed is not None:
+        rec["seed"] = seed
+    return rec
