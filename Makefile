@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The main job: NB201 rank correlations (Tables 1/3 "Original" + noise ceiling) for all datasets.
 bench-nb201: $(STAMP)
-	$(PY) -m harness.cli bench-nb201
+	$(PY) -m harness.cli rank --dataset all --proxy nb201-12ep-val nb201-200ep-oneseed \
+		--sample 1000 --draws 20 --top-k 1000
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .benchmarks

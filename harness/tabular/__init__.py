@@ -1,0 +1,1 @@
+"""Tabular benchmarks: look up what an architecture reaches without training it."""

@@ -1,0 +1,1 @@
+"""Analyses over benchmark tables and trained networks: rank correlation, CKA."""

@@ -1,0 +1,122 @@
+"""Rank correlation of a proxy against NB201's 200-epoch ground truth (paper Tables 1 and 3).
+
+Two selections of architectures:
+
+* ``random``: ``sample`` architectures drawn uniformly without replacement, ``draws`` times
+  (draw ``d`` uses ``numpy.random.default_rng([seed, d])``); mean and std over draws.
+* ``top``: the ``top_k`` best by ground truth. Ties at the boundary are handled by ``ties``:
+  ``"drop"`` (default) keeps every architecture strictly better than the k-th value and adds the
+  boundary group only if all of it fits within k -- the set never depends on an arbitrary order,
+  and n may come out a little below k (CIFAR-10: six tie at 93.185, n = 997); ``"stable"`` breaks
+  ties by benchmark index (exactly k); ``"include"`` keeps the whole boundary group (n >= k).
+
+Kendall's tau is tau-b (``scipy.stats.kendalltau``), Spearman's rho ``scipy.stats.spearmanr``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from harness import HarnessError
+from harness.tabular.nb201 import NB201Table
+
+#: Named proxies over the table: name -> (metric, epochs).
+TABLE_PROXIES: dict[str, tuple[str, int]] = {
+    "nb201-12ep-val": ("val_acc", 12),          # the paper's "Original"
+    "nb201-12ep-test": ("test_acc", 12),
+    "nb201-200ep-oneseed": ("test_acc_oneseed", 200),  # noise ceiling: one more full training
+}
+TIES = ("drop", "stable", "include")
+
+
+@dataclass
+class RankResult:
+    dataset: str
+    proxy: str
+    selection: str
+    n: int
+    draws: int
+    krocc: float
+    krocc_std: float
+    srocc: float
+    srocc_std: float
+    seed: int
+    wall_s: float
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def correlations(proxy: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(Kendall tau-b, Spearman rho); NaN-free inputs of equal length >= 2 required."""
+    proxy, truth = np.asarray(proxy, dtype=float), np.asarray(truth, dtype=float)
+    if proxy.shape != truth.shape or proxy.ndim != 1 or len(proxy) < 2:
+        raise HarnessError(f"rank correlation needs two equal-length vectors of >= 2 values, got {proxy.shape} and {truth.shape}")
+    if np.isnan(proxy).any() or np.isnan(truth).any():
+        raise HarnessError("rank correlation: proxy or ground truth contains NaN")
+    return float(kendalltau(proxy, truth).statistic), float(spearmanr(proxy, truth).statistic)
+
+
+def top_k(truth: np.ndarray, k: int, ties: str = "drop") -> np.ndarray:
+    """Indices of the top-k by ground truth (see the module docstring for ``ties``)."""
+    if not 1 <= k <= len(truth):
+        raise HarnessError(f"top-k {k}: must be in 1..{len(truth)}")
+    if ties not in TIES:
+        raise HarnessError(f"ties {ties!r}: expected one of {', '.join(TIES)}")
+    order = np.argsort(-truth, kind="stable")
+    if ties == "stable":
+        return np.sort(order[:k])
+    boundary = truth[order[k - 1]]
+    at_or_above = np.flatnonzero(truth >= boundary)
+    if ties == "include" or len(at_or_above) <= k:
+        return at_or_above
+    return np.flatnonzero(truth > boundary)
+
+
+def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name: str,
+               sample: "int | None" = None, draws: int = 20, top: "int | None" = None,
+               ties: str = "drop", seed: int = 0) -> RankResult:
+    """Rank correlation over a random sample (mean/std over draws) or the top-k by ground truth.
+
+    ``proxy`` may contain NaN for architectures it has no value for (e.g. recorded training runs);
+    those are left out of the selection before sampling.
+    """
+    t0 = time.perf_counter()
+    known = np.flatnonzero(~np.isnan(proxy))
+    if top is not None:
+        sel = np.intersect1d(top_k(truth, top, ties), known)
+        tau, rho = correlations(proxy[sel], truth[sel])
+        return RankResult(dataset, proxy_name, f"top-{top}", len(sel), 1, tau, 0.0, rho, 0.0, seed,
+                          time.perf_counter() - t0)
+    n = len(known) if sample is None else sample
+    if not 2 <= n <= len(known):
+        raise HarnessError(f"sample {n}: must be in 2..{len(known)} (architectures with a proxy value)")
+    if draws < 1:
+        raise HarnessError(f"draws {draws}: must be >= 1")
+    if n == len(known):
+        draws = 1  # every draw would select the same set
+    taus, rhos = [], []
+    for d in range(draws):
+        sel = np.random.default_rng([seed, d]).choice(known, size=n, replace=False)
+        tau, rho = correlations(proxy[sel], truth[sel])
+        taus.append(tau)
+        rhos.append(rho)
+    label = f"random-{n}" if n < len(known) else f"all-{n}"
+    return RankResult(dataset, proxy_name, label, n, draws, float(np.mean(taus)), float(np.std(taus)),
+                      float(np.mean(rhos)), float(np.std(rhos)), seed, time.perf_counter() - t0)
+
+
+def table_proxy(table: NB201Table, dataset: str, proxy: str) -> np.ndarray:
+    if proxy not in TABLE_PROXIES:
+        raise HarnessError(f"proxy {proxy!r}: unknown (known: {', '.join(TABLE_PROXIES)})")
+    metric, epochs = TABLE_PROXIES[proxy]
+    return table.column(dataset, metric, epochs)
+
+
+def rank_table_proxy(table: NB201Table, dataset: str, proxy: str = "nb201-12ep-val", **kw) -> RankResult:
+    """A named table proxy (``TABLE_PROXIES``) against the 200-epoch seed-mean test accuracy."""
+    return rank_proxy(table_proxy(table, dataset, proxy), table.column(dataset, "test_acc", 200),
+                      dataset=dataset, proxy_name=proxy, **kw)

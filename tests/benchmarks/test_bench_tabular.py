@@ -1,0 +1,28 @@
+"""Speed of the tabular benchmark: load < 50 ms, all-15,625 vectorised query < 10 ms (issue 2)."""
+import numpy as np
+
+from harness.spaces import nb201
+from harness.tabular import nb201 as tab
+
+
+def test_bench_table_load(benchmark):
+    def load():
+        tab._shipped.cache_clear()
+        return tab.NB201Table.load()
+
+    table = benchmark(load)
+    assert len(table) == nb201.NUM_ARCHS
+
+
+def test_bench_query_all_indices(benchmark):
+    table = tab.NB201Table.load()
+    idx = np.arange(nb201.NUM_ARCHS)
+    vals = benchmark(table.query, idx, "cifar10", "test_acc", 200)
+    assert vals.shape == (nb201.NUM_ARCHS,)
+
+
+def test_bench_query_all_strings(benchmark):
+    table = tab.NB201Table.load()
+    strs = [nb201.to_str(nb201.from_index(i)) for i in range(nb201.NUM_ARCHS)]
+    vals = benchmark(table.query, strs, "cifar10", "test_acc", 200)
+    assert vals.shape == (nb201.NUM_ARCHS,)
