@@ -14,7 +14,8 @@ Two estimators:
   Song et al. (2012) is computed and summed over minibatches;
   ``CKA = sum HSIC_1(K, L) / sqrt(sum HSIC_1(K, K) sum HSIC_1(L, L))``. Only n x n Gram matrices
   of one minibatch are ever held, so thousands of examples and wide feature maps fit in memory.
-  :class:`MinibatchCKA` accumulates a whole (layers of A) x (layers of B) matrix at once.
+  :class:`MinibatchCKA` accumulates a whole (layers of A) x (layers of B) matrix at once;
+  :func:`linear_cka_unbiased` is the same estimator on all examples as one batch.
 
 All arithmetic is float64 on the inputs' device. A representation with (numerically) zero variance
 -- e.g. a NB201 cell whose ops are all ``none`` -- has no defined CKA: those entries are NaN.
@@ -94,8 +95,8 @@ def linear_cka_gram(x, y) -> float:
     x, y = _as_features(x, "x"), _as_features(y, "y")
     n = _check_pair(x, y, 2)
     k, l = x @ x.T, y @ y.T
-    value = _ratio(hsic(k, l), hsic(k, k), hsic(l, l), _scale(x) * n**2 / (n - 1) ** 2, _scale(y) * n**2 / (n - 1) ** 2)
-    return float(value)
+    to_biased = (n / (n - 1)) ** 2  # _scale is per n; the biased HSIC divides by (n-1)^2
+    return float(_ratio(hsic(k, l), hsic(k, k), hsic(l, l), _scale(x) * to_biased, _scale(y) * to_biased))
 
 
 def linear_cka_features(x, y) -> float:
@@ -151,7 +152,7 @@ def unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
     return _unbiased_hsic_from_parts(_unbiased_parts(k[None]), _unbiased_parts(l[None]), n)[0, 0]
 
 
-def centered_grams(features: Sequence[torch.Tensor], n: int, device, side: str):
+def centered_grams(features: Sequence[torch.Tensor], n: int, device, side: str = "features"):
     """Stack of Grams of per-batch column-centred features, and each one's (||X||^2/n)^2 scale.
 
     Centring first does not change HSIC_1 (it is translation invariant for the linear kernel: the
@@ -167,6 +168,20 @@ def centered_grams(features: Sequence[torch.Tensor], n: int, device, side: str):
         x = x - x.mean(0)
         grams.append(x @ x.T)
     return torch.stack(grams), torch.stack(scales)
+
+
+def linear_cka_unbiased(x, y) -> float:
+    """CKA from the unbiased HSIC_1 on all n examples at once: what :class:`MinibatchCKA` estimates.
+
+    Averaged over random minibatches, HSIC_1 of a batch equals HSIC_1 of the whole set (it is a
+    U-statistic), so the minibatch CKA converges to this value; for n >> p it also approaches
+    Eq. (1), whose biased HSIC overstates similarity when features outnumber examples.
+    """
+    x, y = _as_features(x, "x"), _as_features(y, "y")
+    _check_pair(x, y, 4)
+    accumulator = MinibatchCKA(1, 1)
+    accumulator.update([x], [y])
+    return float(accumulator.compute()[0, 0])
 
 
 class MinibatchCKA:
@@ -224,9 +239,8 @@ class MinibatchCKA:
         self._hab += _unbiased_hsic_from_parts(parts_a, parts_b, n)
         self._haa += _self_hsic(parts_a, n)
         self._hbb += _self_hsic(parts_b, n)
-        # Without scales, the diagonal of a Gram (trace = ||X||^2) gives the same bound.
-        self._sa += (scale_a.to(device) if scale_a is not None else (grams_a.diagonal(dim1=-2, dim2=-1).sum(-1).to(device, torch.float64) / n) ** 2)
-        self._sb += (scale_b.to(device) if scale_b is not None else (grams_b.diagonal(dim1=-2, dim2=-1).sum(-1).to(device, torch.float64) / n) ** 2)
+        self._sa += (_trace_scale(grams_a) if scale_a is None else scale_a).to(device, torch.float64)
+        self._sb += (_trace_scale(grams_b) if scale_b is None else scale_b).to(device, torch.float64)
         self.n_batches += 1
         self.n_examples += n
 
@@ -235,6 +249,11 @@ class MinibatchCKA:
         if self._hab is None:
             raise HarnessError("MinibatchCKA: no minibatches were added")
         return _ratio(self._hab, self._haa, self._hbb, self._sa, self._sb).cpu().numpy()
+
+
+def _trace_scale(grams: torch.Tensor) -> torch.Tensor:
+    """(trace(K) / n)^2 = (||X||_F^2 / n)^2 per Gram: the :func:`_scale` bound when only Grams are given."""
+    return (grams.diagonal(dim1=-2, dim2=-1).sum(-1).to(torch.float64) / grams.shape[-1]) ** 2
 
 
 def _self_hsic(parts, n: int) -> torch.Tensor:

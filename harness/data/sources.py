@@ -11,6 +11,8 @@ reconstruction and byte decoding); anything else, e.g. ``os.system``, is refused
 """
 from __future__ import annotations
 
+import codecs
+import importlib
 import io
 import pickle
 import tarfile
@@ -43,25 +45,27 @@ class RawData:
 
 # --------------------------------------------------------------------------- restricted pickles
 
-def _numpy_attr(name: str):
-    try:  # numpy >= 2 moved the implementation to numpy._core; pickles name either module
-        from numpy._core import multiarray
+def _numpy_attr(module: str, name: str):
+    """numpy.core.<module>.<name>; numpy >= 2 moved it to numpy._core, pickles name either."""
+    try:
+        mod = importlib.import_module(f"numpy._core.{module}")
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    return getattr(multiarray, name)
+        mod = importlib.import_module(f"numpy.core.{module}")
+    return getattr(mod, name)
 
 
 # (module, name) as written in the pickle -> the object it may resolve to. CIFAR's Python-2
-# pickles name numpy.core.*; pickles written by numpy 2 name numpy._core.*; Python-3 protocol-2
-# pickles encode bytes through _codecs.encode.
+# pickles name numpy.core.*; pickles written by numpy 2 name numpy._core.* (protocol 5 arrays
+# go through numeric._frombuffer); Python-3 protocol-2 pickles encode bytes via _codecs.encode.
+# Each of these only builds arrays, dtypes or bytes; none runs arbitrary code.
 _ALLOWED: dict[tuple[str, str], Callable[[], object]] = {
-    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_attr("_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_attr("_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): lambda: _numpy_attr("scalar"),
-    ("numpy._core.multiarray", "scalar"): lambda: _numpy_attr("scalar"),
+    **{(f"numpy.{core}.{module}", name): (lambda m=module, n=name: _numpy_attr(m, n))
+       for core in ("core", "_core")
+       for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                            ("numeric", "_frombuffer"))},
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: __import__("codecs").encode,
+    ("_codecs", "encode"): lambda: codecs.encode,
 }
 
 
@@ -84,8 +88,8 @@ def safe_unpickle(data: bytes, what: str) -> object:
         raise HarnessError(f"{what}: cannot read pickle ({type(e).__name__}: {e})") from None
 
 
-def _batch(data: bytes, what: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """(flat uint8 data, labels) of one official batch dict."""
+def _batch(data: bytes, what: str, label_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 rows of 3 * size * size channel-major pixels, labels) of one official batch dict."""
     obj = safe_unpickle(data, what)
     if not isinstance(obj, dict):
         raise HarnessError(f"{what}: expected a dict batch, got {type(obj).__name__}")
@@ -94,9 +98,9 @@ def _batch(data: bytes, what: str, label_key: str) -> tuple[np.ndarray, np.ndarr
         raise HarnessError(f"{what}: batch lacks 'data' or '{label_key}' (has {sorted(obj)})")
     x = np.asarray(obj["data"])
     y = np.asarray(obj[label_key], dtype=np.int64)
-    if x.dtype != np.uint8 or x.ndim != 2 or len(x) != len(y):
-        raise HarnessError(f"{what}: 'data' must be uint8 (N, 3*H*W) matching {len(y)} labels, "
-                           f"got {x.dtype} {x.shape}")
+    if x.dtype != np.uint8 or x.shape != (len(y), 3 * size * size):
+        raise HarnessError(f"{what}: 'data' must be uint8 ({len(y)}, {3 * size * size}) for "
+                           f"{len(y)} labels of {size}x{size} images, got {x.dtype} {x.shape}")
     return x, y
 
 
@@ -192,7 +196,7 @@ def read_cifar_dir(data_dir: "str | Path", family: str) -> RawData:
     what = family.upper().replace("CIFAR", "CIFAR-")
     with _open_source(Path(data_dir), layout, what) as (read, source):
         def load(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-            parts = [_batch(read(n), f"{source}/{n}", layout.label_key) for n in names]
+            parts = [_batch(read(n), f"{source}/{n}", layout.label_key, 32) for n in names]
             x = np.concatenate([p[0] for p in parts])
             return _to_nhwc(x, 32), np.concatenate([p[1] for p in parts])
 
@@ -213,7 +217,7 @@ def read_imagenet16_dir(data_dir: "str | Path", num_classes: int = 120) -> RawDa
         def load(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
             xs, ys = [], []
             for n in names:  # filter per batch: the full 1.28M-image train set would need ~1 GB
-                x, y = _batch(read(n), f"{source}/{n}", layout.label_key)
+                x, y = _batch(read(n), f"{source}/{n}", layout.label_key, 16)
                 keep = (y >= 1) & (y <= num_classes)
                 xs.append(x[keep])
                 ys.append(y[keep] - 1)

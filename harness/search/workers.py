@@ -110,7 +110,8 @@ def run_workers(n_workers: int, storage_path: "str | Path", study_name: str, obj
 
     Each process opens the journal file itself, builds its sampler with
     :func:`harness.search.samplers.make_sampler` and waits at a barrier so all start together.
-    A worker's exception is re-raised here (``RuntimeError`` with its traceback).
+    The budget lock defaults to ``<storage_path>.budget.lock``. A worker's exception is
+    re-raised here (``RuntimeError`` with its traceback).
     """
     _check_positive_int("n_workers", n_workers)
     _check_positive_int("budget", budget)
@@ -120,7 +121,10 @@ def run_workers(n_workers: int, storage_path: "str | Path", study_name: str, obj
     sampler = make_sampler(sampler_name, seed, **options)  # validates name and options here
     resolve_objective(objective_ref, objective_kwargs)       # fail before spawning anything
     storage_path = Path(storage_path)
-    lock_path = Path(lock_path) if lock_path is not None else storage_path.with_name(storage_path.name + ".lock")
+    # Not "<journal>.lock": Optuna's own journal lock uses that name.
+    lock_path = Path(lock_path) if lock_path is not None else storage_path.with_name(storage_path.name + ".budget.lock")
+    if lock_path in (storage_path, storage_path.with_name(storage_path.name + ".lock")):
+        raise HarnessError(f"lock_path {str(lock_path)!r}: clashes with the journal file or Optuna's own lock")
     study = optuna.create_study(study_name=study_name, storage=open_journal(storage_path),
                                 sampler=sampler, direction=direction, load_if_exists=True)
 

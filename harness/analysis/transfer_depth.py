@@ -1,0 +1,157 @@
+"""Automatic transfer depth: choose Tr-Net-i-j's (i, j) from a CKA matrix (issue 7, item 3).
+
+The paper fixes i = j = 5 by hand and leaves choosing them as future work (footnote 1: "a proper
+metric will tell us how many pre-trained layers should be used"). Here the CKA matrix of
+Fig. 1 decides. Rows are NAS cells (i = 1..L), columns backbone blocks (j = 1..K), both 1-based.
+
+The rule
+--------
+1. **Monotone path.** A path to (i, j) assigns each cell 1..i a block,
+   j(1) <= j(2) <= ... <= j(i) = j (depth order is kept; several cells may share one block when
+   the NAS net is deeper). Its
+   strength is its weakest link, min over c of CKA[c, j(c)]. For every (i, j) the strongest such
+   path is found exactly by dynamic programming:
+   ``best[1, j] = CKA[1, j]``; ``best[i, j] = min(CKA[i, j], max_{j' <= j} best[i-1, j'])``.
+   This is the "leading diagonal" of Fig. 1: the best-matching pairs, walked in depth order.
+2. **Valid pairs.** (i, j) is valid when ``best[i, j] >= threshold`` -- every replaced cell has a
+   pre-trained counterpart at least that similar, not just the last one -- when
+   ``i <= max_i`` and ``j <= max_j`` (paper Sec. 3.2: i and j lie in 1..L-1, so at least one cell
+   is still trained), and when ``compatible(i, j)`` holds (the splice must fit: e.g. for NB201,
+   cell i's and block j's outputs must have the same shape).
+3. **Choice.** The deepest valid i -- replacing more cells saves more memory and time, and the
+   threshold already guards against replacing cells whose features differ -- and for that i the
+   block j most similar to cell i (highest CKA[i, j]), because the remaining cells i+1.. are fed
+   block j's output in place of cell i's. Ties go to the block nearest the diagonal
+   (j = i K / L), then to the smaller j.
+
+NaN entries (a layer with no variance, e.g. an all-``none`` cell) count as no similarity.
+No valid pair raises :class:`HarnessError` quoting the best reachable value and the threshold.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from harness import HarnessError
+
+#: Default similarity every replaced cell must keep with its block; a starting point, not tuned.
+DEFAULT_THRESHOLD = 0.9
+
+
+@dataclass(frozen=True)
+class TransferChoice:
+    """The chosen Tr-Net-i-j and the CKA values behind it (1-based cell / block numbers)."""
+
+    i: int
+    j: int
+    path: tuple[tuple[int, int], ...]   # (cell, block) for cells 1..i
+    values: tuple[float, ...]           # CKA[cell, block] along ``path``
+    threshold: float
+
+    @property
+    def cka(self) -> float:
+        """CKA between cell i and block j (the splice point)."""
+        return self.values[-1]
+
+    @property
+    def min_cka(self) -> float:
+        """The weakest link on the path (>= threshold by construction)."""
+        return min(self.values)
+
+    def as_record(self) -> dict:
+        """Flat columns for a run's Parquet row; the path as JSON ``[[cell, block, cka], ...]``."""
+        return {
+            "transfer_i": self.i,
+            "transfer_j": self.j,
+            "transfer_threshold": self.threshold,
+            "transfer_cka": self.cka,
+            "transfer_min_cka": self.min_cka,
+            "transfer_path": json.dumps([[c, b, v] for (c, b), v in zip(self.path, self.values)]),
+        }
+
+
+def _as_matrix(matrix) -> np.ndarray:
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 1 or m.shape[1] < 1:
+        raise HarnessError(f"transfer depth: the CKA matrix must be 2-D (cells x blocks), got shape {m.shape}")
+    if np.isinf(m).any():
+        raise HarnessError("transfer depth: the CKA matrix has infinite entries")
+    return np.where(np.isnan(m), -np.inf, m)  # no variance -> never similar enough
+
+
+def strongest_paths(matrix) -> tuple[np.ndarray, np.ndarray]:
+    """``best[i, j]`` (0-based) = the weakest link of the strongest monotone path to (i, j), and
+    ``parent[i, j]`` = the block that path uses for cell i-1 (-1 on the first row)."""
+    return _strongest_paths(_as_matrix(matrix))
+
+
+def _strongest_paths(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = m.shape
+    best = np.empty_like(m)
+    parent = np.full(m.shape, -1, dtype=np.int64)
+    best[0] = m[0]
+    for i in range(1, rows):
+        prefix_best, prefix_arg = -np.inf, 0
+        for j in range(cols):
+            if best[i - 1, j] > prefix_best:  # strict: ties keep the shallower block
+                prefix_best, prefix_arg = best[i - 1, j], j
+            best[i, j] = min(m[i, j], prefix_best)
+            parent[i, j] = prefix_arg
+    return best, parent
+
+
+def choose_transfer_depth(matrix, threshold: float = DEFAULT_THRESHOLD, *,
+                          compatible: Optional[Callable[[int, int], bool]] = None,
+                          max_i: Optional[int] = None, max_j: Optional[int] = None) -> TransferChoice:
+    """Propose Tr-Net-i-j from a (cells x blocks) CKA matrix by the rule in this module's docstring.
+
+    ``compatible(i, j)`` (1-based) restricts the splice point; ``max_i`` / ``max_j`` default to
+    rows - 1 / columns - 1 (paper: i, j in 1..L-1).
+    """
+    m = _as_matrix(matrix)
+    rows, cols = m.shape
+    given = threshold
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not 0.0 <= threshold <= 1.0:  # also rejects NaN
+        raise HarnessError(f"transfer depth: threshold must be a number in [0, 1], got {given!r}")
+    max_i = rows - 1 if max_i is None else max_i
+    max_j = cols - 1 if max_j is None else max_j
+    if not 1 <= max_i <= rows:
+        raise HarnessError(f"transfer depth: max_i must be in 1..{rows} for a matrix with {rows} cells, got {max_i}")
+    if not 1 <= max_j <= cols:
+        raise HarnessError(f"transfer depth: max_j must be in 1..{cols} for a matrix with {cols} blocks, got {max_j}")
+
+    best, parent = _strongest_paths(m)
+    eligible = [(i, j) for i in range(1, max_i + 1) for j in range(1, max_j + 1)
+                if compatible is None or compatible(i, j)]
+    if not eligible:
+        raise HarnessError(f"transfer depth: no cell/block pair with i <= {max_i}, j <= {max_j} is compatible")
+    valid = [(i, j) for i, j in eligible if best[i - 1, j - 1] >= threshold]
+    if not valid:
+        i, j = max(eligible, key=lambda p: (best[p[0] - 1, p[1] - 1], p[0]))
+        reach = best[i - 1, j - 1]
+        shown = "nan" if reach == -np.inf else f"{reach:.4f}"
+        raise HarnessError(
+            f"transfer depth: no cell/block pair keeps CKA >= {threshold:g} along the diagonal; "
+            f"the best is {shown} (cell {i}, block {j}) -- lower the threshold or pick i, j by hand")
+
+    deepest = max(i for i, _ in valid)
+    # Highest CKA at the splice; ties -> the block nearest the diagonal, then the smaller j.
+    diagonal = deepest * cols / rows
+    i, j = deepest, max((j for i_, j in valid if i_ == deepest),
+                        key=lambda b: (m[deepest - 1, b - 1], -abs(b - diagonal), -b))
+
+    path = [(i, j)]
+    while path[-1][0] > 1:
+        cell, block = path[-1]
+        path.append((cell - 1, int(parent[cell - 1, block - 1]) + 1))
+    path.reverse()
+    values = tuple(float(m[c - 1, b - 1]) for c, b in path)
+    return TransferChoice(i=i, j=j, path=tuple(path), values=values, threshold=float(threshold))

@@ -1,0 +1,1 @@
+"""Benchmark definitions (``benchmarks/*.toml``) and the runner that executes them."""

@@ -1,0 +1,1 @@
+"""Real training: the NB201 recipe, candidate proxies (Original / Tr-Net) and backbone pre-training."""

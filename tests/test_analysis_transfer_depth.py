@@ -1,0 +1,128 @@
+"""Automatic transfer depth from a CKA matrix (issue 7, item 3) on hand-made matrices."""
+import json
+
+import numpy as np
+import pytest
+
+from harness import HarnessError
+from harness.analysis.transfer_depth import TransferChoice, choose_transfer_depth, strongest_paths
+
+
+def diagonal_decay(cells: int, blocks: int, step: float = 0.05) -> np.ndarray:
+    """Similarity 1 - step*depth on the diagonal, falling off away from it (the shape of Fig. 1)."""
+    i, j = np.meshgrid(np.arange(cells), np.arange(blocks), indexing="ij")
+    return np.clip(1.0 - step * np.maximum(i, j) - 0.2 * np.abs(i - j), 0.0, 1.0)
+
+
+def test_walks_the_diagonal_to_the_deepest_pair_above_threshold():
+    m = diagonal_decay(8, 8)           # diagonal: 1.00, 0.95, 0.90, 0.85, ...
+    choice = choose_transfer_depth(m, threshold=0.84)
+    assert (choice.i, choice.j) == (4, 4)
+    assert choice.path == ((1, 1), (2, 2), (3, 3), (4, 4))
+    assert choice.values == pytest.approx((1.0, 0.95, 0.90, 0.85))
+    assert choice.cka == pytest.approx(0.85) and choice.min_cka == pytest.approx(0.85)
+    assert choose_transfer_depth(m, threshold=0.9).i == 3
+
+
+def test_a_weak_early_link_stops_the_path_even_if_later_cells_match():
+    m = diagonal_decay(6, 6, step=0.0)
+    m[1, :] = 0.5                      # cell 2 resembles no block
+    choice = choose_transfer_depth(m, threshold=0.8)
+    assert (choice.i, choice.j) == (1, 1)
+
+
+def test_path_may_leave_the_diagonal_and_share_blocks():
+    # A NAS net deeper than the backbone: cells 1-2 both match block 1, cells 3-4 block 2.
+    m = np.array([[0.97, 0.40, 0.10],
+                  [0.95, 0.60, 0.20],
+                  [0.50, 0.93, 0.30],
+                  [0.40, 0.91, 0.50],
+                  [0.20, 0.50, 0.90]])
+    choice = choose_transfer_depth(m, threshold=0.9)
+    assert (choice.i, choice.j) == (4, 2)
+    assert choice.path == ((1, 1), (2, 1), (3, 2), (4, 2))
+
+
+def test_the_strongest_path_is_found_where_a_greedy_argmax_would_fail():
+    # Greedy: cell 1 -> block 2 (0.97), then cell 2 must use block >= 2 (0.30): dead end.
+    # The maximin path uses block 1 for both cells (min 0.93).
+    m = np.array([[0.95, 0.97, 0.20],
+                  [0.93, 0.30, 0.20],
+                  [0.10, 0.10, 0.10]])
+    choice = choose_transfer_depth(m, threshold=0.9)
+    assert (choice.i, choice.j) == (2, 1)
+    assert choice.path == ((1, 1), (2, 1))
+    best, _ = strongest_paths(m)
+    assert best[1].tolist() == pytest.approx([0.93, 0.30, 0.20])
+
+
+def test_splice_block_is_the_best_match_for_the_last_cell():
+    m = np.array([[0.99, 0.80, 0.70, 0.60],
+                  [0.90, 0.92, 0.95, 0.50],
+                  [0.10, 0.10, 0.10, 0.10]])
+    choice = choose_transfer_depth(m, threshold=0.9)
+    assert (choice.i, choice.j) == (2, 3)
+    # Ties in CKA go to the block nearest the diagonal.
+    tie = np.ones((4, 4))
+    assert (choose_transfer_depth(tie, 0.9).i, choose_transfer_depth(tie, 0.9).j) == (3, 3)
+
+
+def test_compatible_restricts_the_splice_point_only():
+    m = diagonal_decay(9, 9, step=0.01)
+    stage_ends = {3, 6}                # e.g. shapes only splice at stage boundaries
+    choice = choose_transfer_depth(m, threshold=0.9, compatible=lambda i, j: i in stage_ends and j in stage_ends)
+    assert (choice.i, choice.j) == (6, 6)
+    assert len(choice.path) == 6       # every cell up to 6 is on the path, compatible or not
+
+
+def test_defaults_keep_one_cell_and_one_block_and_bounds_are_adjustable():
+    m = np.ones((5, 5))
+    assert (choose_transfer_depth(m).i, choose_transfer_depth(m).j) == (4, 4)  # paper: i, j <= L-1
+    assert choose_transfer_depth(m, max_i=2, max_j=2).i == 2
+    full = choose_transfer_depth(m, max_i=5, max_j=5)
+    assert (full.i, full.j) == (5, 5)
+
+
+def test_nan_counts_as_no_similarity():
+    m = diagonal_decay(5, 5, step=0.0)
+    m[2, 2] = np.nan
+    choice = choose_transfer_depth(m, threshold=0.7)
+    assert choice.i >= 3 and choice.path[2] != (3, 3)   # goes round the NaN square
+    m[2, :] = np.nan
+    assert choose_transfer_depth(m, threshold=0.7).i == 2
+
+
+def test_no_valid_pair_names_the_best_value_and_the_threshold():
+    m = np.full((4, 4), 0.5)
+    m[0, 1] = 0.61
+    with pytest.raises(HarnessError, match=r"CKA >= 0\.9 .*best is 0\.6100 \(cell 1, block 2\)"):
+        choose_transfer_depth(m, threshold=0.9)
+    with pytest.raises(HarnessError, match="compatible"):
+        choose_transfer_depth(np.ones((4, 4)), compatible=lambda i, j: False)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(matrix=np.ones(4)), "2-D"),
+    (dict(matrix=np.array([[1.0, np.inf], [1.0, 1.0]])), "infinite"),
+    (dict(matrix=np.ones((3, 3)), threshold=1.5), "threshold"),
+    (dict(matrix=np.ones((3, 3)), threshold=float("nan")), "threshold"),
+    (dict(matrix=np.ones((3, 3)), threshold="high"), "threshold"),
+    (dict(matrix=np.ones((3, 3)), max_i=4), "max_i"),
+    (dict(matrix=np.ones((1, 3))), "max_i"),            # one cell: nothing may be replaced
+    (dict(matrix=np.ones((3, 3)), max_j=0), "max_j"),
+])
+def test_bad_inputs_are_harness_errors(kwargs, match):
+    with pytest.raises(HarnessError, match=match):
+        choose_transfer_depth(**kwargs)
+
+
+def test_record_carries_the_values_behind_the_choice():
+    choice = choose_transfer_depth(diagonal_decay(6, 6), threshold=0.85)
+    record = choice.as_record()
+    assert record["transfer_i"] == choice.i and record["transfer_j"] == choice.j
+    assert record["transfer_threshold"] == 0.85
+    assert record["transfer_min_cka"] >= 0.85
+    path = json.loads(record["transfer_path"])
+    assert [tuple(p[:2]) for p in path] == list(choice.path)
+    assert [p[2] for p in path] == pytest.approx(list(choice.values))
+    assert isinstance(choice, TransferChoice)
