@@ -47,6 +47,88 @@ def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
     return df
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Run benchmark definition files, then refresh the leaderboard and plots."""
+    from harness.bench.definition import load_definition
+    from harness.bench.runner import run_benchmark
+
+    overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers}
+    defs = [load_definition(p, full=args.full, overrides=overrides) for p in args.definitions]  # all valid first
+    for d in defs:
+        df = run_benchmark(d, args.results, progress=not args.quiet)
+        if d["kind"] == "rank":
+            _print_table(df, ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std"])
+    _refresh(args.results)
+
+
+def _refresh(results: str) -> None:
+    try:
+        from harness.results.leaderboard import refresh
+    except ImportError:  # pragma: no cover - until the leaderboard lands
+        return
+    for path in refresh(results):
+        print(f"wrote {path}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one NB201 candidate as Original or Tr-Net-i-j; append the row to results/train.parquet."""
+    from harness.data.datasets import load_dataset
+    from harness.results.store import append_parquet
+    from harness.runinfo import default_device
+    from harness.train.candidates import default_config, train_candidate
+
+    cfg = default_config(args.method).with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
+                                            cutout=args.cutout, amp=args.amp or None,
+                                            channels_last=args.channels_last or None)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
+    row = train_candidate(args.arch, args.method, data, cfg=cfg, backbone=args.backbone, seed=args.seed,
+                          progress=not args.quiet)
+    out = append_parquet([row], Path(args.results) / "train.parquet")
+    mem = (f"peak CUDA {row['peak_cuda_bytes'] / 2**20:.1f} MiB" if row["peak_cuda_bytes"] is not None
+           else f"peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB")
+    val = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.2f}%"
+    print(f"{row['method']} {row['arch_str']} on {row['dataset']} ({row['data_source']}, {row['n_train']} train images)\n"
+          f"  val {val}  test {row['test_acc']:.2f}%  {row['epochs']} epochs in {row['wall_s']:.1f} s "
+          f"({row['images_per_s']:.0f} img/s)\n  saved for backward {row['saved_bytes'] / 2**20:.1f} MiB  {mem}  "
+          f"trainable params {row['trainable_params']:,} of {row['params']:,}  device {row['device']}\n"
+          f"appended to {out}")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pre-train a backbone (paper Table 6 recipe) and save its checkpoint."""
+    from harness.data.datasets import load_dataset
+    from harness.runinfo import default_device
+    from harness.train.pretrain import default_checkpoint_path, pretrain
+    from harness.train.recipe import BACKBONE
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
+    out = args.out or default_checkpoint_path(args.results, args.backbone, data.name)
+    cfg = BACKBONE.with_(epochs=args.epochs, batch_size=args.batch_size)
+    meta = pretrain(args.backbone, data, out, cfg=cfg, seed=args.seed, progress=not args.quiet)
+    val = "n/a" if meta["val_acc"] is None else f"{meta['val_acc']:.2f}%"
+    print(f"{args.backbone} on {data.name} ({meta['n_train']} train images, {cfg.epochs} epochs, "
+          f"{meta['wall_s']:.1f} s): val {val} test {meta['test_acc']:.2f}%\nwrote {out}")
+
+
+def cmd_data_download(args: argparse.Namespace) -> None:
+    from harness.data.download import download
+
+    path = download(args.name, args.root, url=args.url, md5=args.md5, progress=not args.quiet)
+    print(f"{args.name} ready in {path} (use --data-dir {path})")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="cifar10-valid", help="cifar10-valid (default), cifar10, cifar100, ImageNet16-120")
+    p.add_argument("--data-dir", help="folder with the official archives (default: embedded 5k CIFAR-10 images)")
+    p.add_argument("--npz", help="a .npz with uint8 x_train/y_train/x_test/y_test (NHWC)")
+    p.add_argument("--limit", type=int, help="use only the first N images of each split (tiny runs)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness.analysis.rank import TABLE_PROXIES, TIES
 
@@ -66,12 +148,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--benchmark", help="table: shipped (default), a .parquet, or an official NB201/NATS file")
     p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("bench", parents=[common], help="run benchmark definition files (benchmarks/*.toml)")
+    p.add_argument("definitions", nargs="+", help="TOML files, e.g. benchmarks/nb201-rea.toml")
+    p.add_argument("--full", action="store_true", help="apply each file's [full] table (full-size, GPU)")
+    p.add_argument("--seeds", type=int, help="override the number of seeds")
+    p.add_argument("--budget", type=int, help="override the query budget")
+    p.add_argument("--workers", type=int, help="processes sharing one Optuna journal per study (tabular)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", parents=[common], help="train one NB201 candidate (Original or Tr-Net-i-j)")
+    p.add_argument("--arch", required=True, help="NB201 string or benchmark index")
+    p.add_argument("--method", default="original", help="original (default) or tr-net-<i>-<j>, e.g. tr-net-5-5")
+    p.add_argument("--backbone", help="pre-trained backbone checkpoint (needed by tr-net methods)")
+    p.add_argument("--warmup", type=int, help="LR warmup epochs (default 0 Original, 13 Tr-Net)")
+    p.add_argument("--cutout", type=int, help="Cutout length (default 0 = off)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA only)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)")
+    p.add_argument("backbone", help="resnet20, resnet32, resnet56 or resnet20-wide")
+    p.add_argument("--out", help="checkpoint path (default results/checkpoints/<backbone>-<dataset>.pt)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("data", help="datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("download", help="download and verify an official archive")
+    d.add_argument("name", help="cifar10 or cifar100")
+    d.add_argument("--root", default="data", help="where to put it (default ./data)")
+    d.add_argument("--url", help="mirror URL (default: the official one)")
+    d.add_argument("--md5", help="expected MD5 (default: the official archive's)")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_data_download)
     return ap
 
 
 def main(argv: "list[str] | None" = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "arch", None) is not None and args.arch.isdigit():
+        args.arch = int(args.arch)
     try:
         args.func(args)
     except HarnessError as e:

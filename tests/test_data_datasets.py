@@ -68,6 +68,14 @@ def test_limit_caps_each_split_after_splitting():
             load_dataset("cifar10", limit=bad)
 
 
+def test_bad_device_is_a_clear_error():
+    with pytest.raises(HarnessError, match="'gpu0' is not a torch device"):
+        load_dataset("cifar10", device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(HarnessError, match="CUDA is not available"):
+            load_dataset("cifar10", device="cuda")
+
+
 def test_names_unknown_and_case():
     assert load_dataset("CIFAR10", limit=1).name == "cifar10"
     with pytest.raises(HarnessError) as e:

@@ -194,3 +194,16 @@ def test_cifar100_layout_from_data_dir(tmp_path):
     xvalid = split_indices("cifar100-test-split.txt", "xvalid")
     assert np.array_equal(d.valid.x[:, 0, 0, 0].numpy(), xvalid[xvalid < 40])
     assert len(d.valid) + len(d.test) == 40
+
+
+def test_data_dir_with_corrupt_or_truncated_archive(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "cifar-10-python.tar.gz").write_bytes(b"garbage" * 100)
+    with pytest.raises(HarnessError, match="is not a readable tar archive"):
+        load_dataset("cifar10", data_dir=tmp_path / "junk")
+    (tmp_path / "cut").mkdir()
+    _cifar10_archive(tmp_path / "whole.tar.gz")
+    blob = (tmp_path / "whole.tar.gz").read_bytes()
+    (tmp_path / "cut" / "cifar-10-python.tar.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(HarnessError, match=r"cifar-10-python.tar.gz is corrupt"):
+        load_dataset("cifar10", data_dir=tmp_path / "cut")

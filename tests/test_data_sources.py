@@ -122,3 +122,14 @@ def test_data_dir_errors_name_the_path(tmp_path):
         load_dataset("cifar100", data_dir=tmp_path / "empty")
     with pytest.raises(HarnessError, match="no ImageNet16 data"):
         load_dataset("ImageNet16-120", data_dir=tmp_path / "empty")
+
+
+def test_cifar_batch_of_wrong_shape_is_refused(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 768), np.uint8), "labels": [0, 1]}))
+    with pytest.raises(HarnessError, match=r"data_batch_1: 'data' must be uint8 \(2, 3072\)"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    (folder / "data_batch_1").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(HarnessError, match="expected a dict batch"):
+        load_dataset("cifar10", data_dir=tmp_path)

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from harness import HarnessError
 from harness.bench.definition import Definition
 from harness.results.store import append_parquet
 from harness.runinfo import run_record
@@ -37,29 +38,72 @@ def new_batch_id(name: str) -> str:
     return f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def search_once(evaluator: Evaluator, sampler: optuna.samplers.BaseSampler, budget: int,
-                storage=None, study_name: "str | None" = None) -> list[dict]:
-    """One Optuna study of ``budget`` trials; returns one dict per trial (in trial order)."""
-    study = optuna.create_study(direction="maximize", sampler=sampler, storage=storage, study_name=study_name)
+def evaluate_trial(trial: optuna.Trial, evaluator: Evaluator) -> tuple[float, dict]:
+    """Suggest an NB201 cell, evaluate it, store what it cost as user attributes; (value, row)."""
+    ops = suggest_nb201(trial)
+    ev = evaluator(ops)
+    for key in ("ground_truth", "wall_s", "peak_bytes", "device"):
+        trial.set_user_attr(key, getattr(ev, key))
+    return ev.value, {"trial": trial.number, "arch_str": space.to_str(ops), "proxy": ev.value,
+                      "ground_truth": ev.ground_truth, "wall_s": ev.wall_s, "peak_bytes": ev.peak_bytes,
+                      "device": ev.device, "cached": ev.cached}
+
+
+def search_once(evaluator: Evaluator, sampler: optuna.samplers.BaseSampler, budget: int) -> list[dict]:
+    """One in-process Optuna study of ``budget`` trials; one dict per trial (in trial order)."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     rows: list[dict] = []
-    cumulative = 0.0
 
     def objective(trial: optuna.Trial) -> float:
-        nonlocal cumulative
-        ops = suggest_nb201(trial)
-        ev = evaluator(ops)
-        cumulative += ev.wall_s
-        trial.set_user_attr("ground_truth", ev.ground_truth)
-        trial.set_user_attr("wall_s", ev.wall_s)
-        trial.set_user_attr("peak_bytes", ev.peak_bytes)
-        trial.set_user_attr("device", ev.device)
-        rows.append({"trial": trial.number, "arch_str": space.to_str(ops), "proxy": ev.value,
-                     "ground_truth": ev.ground_truth, "wall_s": ev.wall_s, "cum_wall_s": cumulative,
-                     "peak_bytes": ev.peak_bytes, "device": ev.device, "cached": ev.cached})
-        return ev.value
+        value, row = evaluate_trial(trial, evaluator)
+        rows.append(row)
+        return value
 
     study.optimize(objective, n_trials=budget)
+    return _with_cumulative(pd.DataFrame(rows))
+
+
+def _with_cumulative(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.sort_values("trial", ignore_index=True)
+    rows["cum_wall_s"] = rows["wall_s"].cumsum()
     return rows
+
+
+def tabular_worker_objective(trial: optuna.Trial, *, dataset: str, metric: str, epochs: int,
+                             runs_path: str, meta: dict) -> float:
+    """Objective for ``workers > 1`` processes: evaluate, then append this trial's row itself."""
+    value, row = evaluate_trial(trial, _worker_evaluator(dataset, metric, epochs))
+    append_parquet([{**row, **meta}], runs_path)
+    return value
+
+
+_WORKER_EVALUATORS: dict = {}
+
+
+def _worker_evaluator(dataset: str, metric: str, epochs: int) -> TabularEvaluator:
+    key = (dataset, metric, epochs)
+    if key not in _WORKER_EVALUATORS:
+        _WORKER_EVALUATORS[key] = TabularEvaluator(dataset, metric, epochs)
+    return _WORKER_EVALUATORS[key]
+
+
+def search_with_workers(defn: Definition, dataset: str, sampler_name: str, seed: int, options: dict,
+                        meta: dict, results: Path) -> pd.DataFrame:
+    """One study run by ``defn['workers']`` processes sharing a JournalFileBackend file."""
+    from harness.search.workers import run_workers
+
+    ev = defn["evaluator"]
+    if ev["kind"] != "tabular":
+        raise HarnessError(f"{defn.path}: key 'workers' > 1 is supported with evaluator.kind = 'tabular' only")
+    journal = results / "journals" / (meta["run_id"].replace("/", "_") + ".jsonl")
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    runs_path = results / "runs.parquet"
+    run_workers(defn["workers"], journal, meta["run_id"], "harness.bench.runner:tabular_worker_objective",
+                defn["budget"], sampler_name=sampler_name, seed=seed, sampler_options=options,
+                objective_kwargs={"dataset": dataset, "metric": ev.get("metric", "val_acc"),
+                                  "epochs": ev.get("epochs", 12), "runs_path": str(runs_path), "meta": meta})
+    rows = pd.read_parquet(runs_path)
+    return _with_cumulative(rows[rows["run_id"] == meta["run_id"]].copy())
 
 
 def summarise(rows: pd.DataFrame) -> dict:
@@ -134,17 +178,21 @@ def run_search(defn: Definition, results: Path, batch_id: str, progress: bool = 
                 options = defn.get("sampler_options", {}).get(sampler_name, {})
                 t0 = time.perf_counter()
                 for seed in seeds:
-                    run_id = f"{batch_id}/{dataset}/{method}/{sampler_name}/s{seed}"
-                    rows = pd.DataFrame(search_once(evaluator, make_sampler(sampler_name, seed, **options),
-                                                    defn["budget"]))
-                    prov = run_record(seed=seed)
-                    meta = {"run_id": run_id, "batch_id": batch_id, "benchmark": defn.name, "method": method,
-                            "evaluator": evaluator.name, "sampler": sampler_name, "dataset": dataset}
-                    for k, v in {**meta, **{k: v for k, v in prov.items() if k != "device"}}.items():
-                        rows[k] = v
-                    append_parquet(rows, results / "runs.parquet")
-                    summaries.append({**meta, "seed": seed, "budget": defn["budget"], **summarise(rows),
-                                      "device": rows["device"].iloc[0], "commit": prov["commit"]})
+                    prov = {k: v for k, v in run_record(seed=seed).items() if k != "device"}
+                    meta = {"run_id": f"{batch_id}/{dataset}/{method}/{sampler_name}/s{seed}", "batch_id": batch_id,
+                            "benchmark": defn.name, "method": method, "evaluator": evaluator.name,
+                            "sampler": sampler_name, "dataset": dataset, **prov}
+                    if defn.get("workers", 1) > 1:
+                        rows = search_with_workers(defn, dataset, sampler_name, seed, options, meta, results)
+                    else:
+                        rows = search_once(evaluator, make_sampler(sampler_name, seed, **options), defn["budget"])
+                        for k, v in meta.items():
+                            rows[k] = v
+                        append_parquet(rows, results / "runs.parquet")
+                    summaries.append({**{k: meta[k] for k in ("run_id", "batch_id", "benchmark", "method",
+                                                              "evaluator", "sampler", "dataset", "commit")},
+                                      "seed": seed, "budget": defn["budget"], **summarise(rows),
+                                      "device": rows["device"].iloc[0]})
                 s = pd.DataFrame(summaries[-len(seeds):])
                 print(f"{defn.name}: {dataset:<14} {method:<11} {sampler_name:<6} best-by-proxy 200-ep test "
                       f"{s['best_ground_truth'].mean():.2f} ± {s['best_ground_truth'].std(ddof=0):.2f} "

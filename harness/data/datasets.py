@@ -126,6 +126,16 @@ def _raw(spec: _Spec, name: str, data_dir, npz) -> sources.RawData:
     raise HarnessError(f"dataset {name} has no embedded data: {how}")
 
 
+def _device(device: "str | torch.device") -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise HarnessError(f"device {device!r} is not a torch device ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r} requested but CUDA is not available here")
+    return dev
+
+
 def _pick(index: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Rows whose official position is in ``wanted``, in official order."""
     rows = np.flatnonzero(np.isin(index, wanted))
@@ -152,6 +162,7 @@ def load_dataset(name: str, data_dir: "str | Path | None" = None, npz: "str | Pa
     """
     name = canonical_name(name)
     spec = SPECS[name]
+    device = _device(device)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise HarnessError(f"limit must be a positive integer, got {limit!r}")
     raw = _raw(spec, name, data_dir, npz)

@@ -108,7 +108,10 @@ def extract(archive: Path, root: Path, folder: str, files: tuple[str, ...]) -> P
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(tmp, members=_safe_members(tar, folder, archive), filter="data")
+                members = _safe_members(tar, folder, archive)
+                # the "data" filter (Python >= 3.10.12) re-checks links and permissions too
+                extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(tmp, members=members, **extra)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             raise HarnessError(f"{archive} is not a valid .tar.gz archive ({e})") from None
         missing = [f for f in files if not (tmp / folder / f).is_file()]

@@ -70,7 +70,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     steps = steps_per_epoch(len(data.train), cfg.batch_size)
-    counter = SavedTensorCounter()
+    counter = SavedTensorCounter(model)  # parameters are resident anyway: count activations only
     history, loss_sum, seen, step = [], torch.zeros((), device=device), 0, 0
     if cuda:
         torch.cuda.synchronize(device)
