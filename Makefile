@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 TORCH   := torch==2.13.0
 STAMP   := .venv/.installed
 
-.PHONY: install test bench-nb201 bench-ci bench-baseline bench-train bench-memory clean
+.PHONY: install test bench-nb201 bench-ci bench-baseline bench-train bench-memory data-full clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 bench-nb201: $(STAMP)
 	$(PY) -m harness.cli rank --dataset all --proxy nb201-12ep-val nb201-200ep-oneseed \
 		--sample 1000 --draws 20 --top-k 1000
+
+# Full CIFAR-10 (60k, JPEG-lossy) as a generic .npz for experiments on this machine; needs ../shared.
+data-full: $(STAMP)
+	$(PY) scripts/build_cifar10_npz.py --out data/cifar10_full.npz
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .benchmarks

@@ -45,8 +45,9 @@ def versions() -> dict[str, str]:
     import pandas
     import torch
 
-    return {"harness": harness.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "pandas": pandas.__version__, "optuna": optuna.__version__,
+    # str(): torch.__version__ is a TorchVersion, which weights_only checkpoints refuse to load.
+    return {"harness": harness.__version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
+            "pandas": str(pandas.__version__), "optuna": str(optuna.__version__),
             "python": platform.python_version()}
 
 

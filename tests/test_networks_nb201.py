@@ -47,12 +47,12 @@ def test_body_layout_and_cell_positions():
 
 def test_forward_and_features_shapes():
     net = NB201Network(ARCH0, num_classes=7).eval()
-    x = torch.randn(2, 3, 32, 32)
-    assert net(x).shape == (2, 7)
+    x = torch.randn(1, 3, 32, 32)
+    assert net(x).shape == (1, 7)
     feats = net.forward_features(x)
     assert len(feats) == 17
-    assert feats[0].shape == (2, 16, 32, 32) and feats[5].shape == (2, 32, 16, 16) and feats[-1].shape == (2, 64, 8, 8)
-    assert torch.equal(net.head(feats[-1]), net(x))
+    assert feats[0].shape == (1, 16, 32, 32) and feats[5].shape == (1, 32, 16, 16) and feats[-1].shape == (1, 64, 8, 8)
+    assert torch.allclose(net.head(feats[-1]), net(x))
 
 
 def test_bad_inputs():
@@ -102,14 +102,14 @@ def _reference_copy(net: NB201Network) -> NB201Network:
 ])
 def test_none_skipping_is_identical_to_reference(arch):
     torch.manual_seed(0)
-    net = NB201Network(arch)
+    net = NB201Network(arch, C=8, N=2)  # the identity holds for any width/depth; small keeps it fast
     # Non-trivial BN parameters so a zero node's BN output (its bias) is visible downstream.
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.2)
             nn.init.normal_(m.bias, 0.0, 0.2)
     ref = _reference_copy(net)
-    x = torch.randn(4, 3, 32, 32)
+    x = torch.randn(4, 3, 16, 16)
 
     net.train(), ref.train()
     out, out_ref = net(x), ref(x)
@@ -131,8 +131,8 @@ def test_none_skipping_is_identical_to_reference(arch):
 def test_all_none_output_node_still_feeds_bn_bias():
     # The output node is all-'none': a zero tensor, so the next cell's conv->BN yields BN's bias;
     # the network output must depend on those biases (the node cannot just be dropped).
-    net = NB201Network("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|none~1|none~2|").eval()
-    x = torch.randn(2, 3, 32, 32)
+    net = NB201Network("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|none~1|none~2|", C=8, N=2).eval()
+    x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         feats = net.forward_features(x)
         assert torch.count_nonzero(feats[0]) == 0
