@@ -62,12 +62,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _refresh(results: str) -> None:
-    try:
-        from harness.results.leaderboard import refresh
-    except ImportError:  # pragma: no cover - until the leaderboard lands
-        return
+    from harness.results.leaderboard import refresh
+
     for path in refresh(results):
         print(f"wrote {path}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    """Rebuild results/leaderboard.md and the plots from the Parquet files, running nothing."""
+    _refresh(args.results)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -157,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes sharing one Optuna journal per study (tabular)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("leaderboard", parents=[common], help="rebuild leaderboard.md and plots from results/")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("train", parents=[common], help="train one NB201 candidate (Original or Tr-Net-i-j)")
     p.add_argument("--arch", required=True, help="NB201 string or benchmark index")

@@ -152,6 +152,16 @@ def test_interrupted_batch_is_summarised_from_runs(tmp_path):
     assert "summarised from runs.parquet" in md
 
 
+def test_newer_interrupted_batch_is_noted_not_shown(results):
+    newest = "nb201-rea-20240105T000000-eeeeee"
+    runs = pd.concat([pd.read_parquet(results / "runs.parquet"), pd.DataFrame(_runs(newest, 0, [1], [11.0]))])
+    runs.to_parquet(results / "runs.parquet", index=False)
+    md = lb.build_leaderboard(results)
+    assert f"newer batch {newest} in runs.parquet has no summary rows" in md
+    assert "| 3 | 94.00 ± 0.82 |" in _row(md, "cifar10", "original", "rea")
+    assert "11.00" not in md
+
+
 def test_anytime_curves_track_best_by_proxy_with_ties_to_the_earlier():
     runs = pd.DataFrame(_runs(NEW, 0, [1, 3, 3, 2, 5], [10, 30, 31, 20, 50])).sample(frac=1, random_state=0)
     curve = plots.anytime_curves(runs)

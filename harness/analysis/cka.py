@@ -47,7 +47,8 @@ def _as_features(x, name: str = "x") -> torch.Tensor:
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, min_n: int) -> int:
     if x.shape[0] != y.shape[0]:
-        raise HarnessError(f"CKA: both representations need the same examples, got {x.shape[0]} and {y.shape[0]} rows")
+        raise HarnessError(f"CKA: both representations need the same examples, "
+                           f"got {x.shape[0]} and {y.shape[0]} rows")
     if x.shape[0] < min_n:
         raise HarnessError(f"CKA: needs at least {min_n} examples, got {x.shape[0]}")
     return x.shape[0]
@@ -68,6 +69,11 @@ def _ratio(hxy: torch.Tensor, hxx: torch.Tensor, hyy: torch.Tensor,
 def _scale(x: torch.Tensor) -> torch.Tensor:
     """(||X||_F^2 / n)^2: an upper bound on the size of HSIC(X, X), used only to spot zero variance."""
     return (x.square().sum() / x.shape[0]) ** 2
+
+
+def _trace_scale(grams: torch.Tensor) -> torch.Tensor:
+    """(trace(K) / n)^2 = (||X||_F^2 / n)^2 per Gram: the :func:`_scale` bound when only Grams are given."""
+    return (grams.diagonal(dim1=-2, dim2=-1).sum(-1).to(torch.float64) / grams.shape[-1]) ** 2
 
 
 # --- full data: paper Eq. (1) -----------------------------------------------------------------
@@ -141,7 +147,14 @@ def _unbiased_hsic_from_parts(a, b, n: int) -> torch.Tensor:
     """
     (ka, sa, ra), (kb, sb, rb) = a, b
     trace = ka @ kb.T
-    return (trace + sa[:, None] * sb[None, :] / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ra @ rb.T)) / (n * (n - 3))
+    cross = sa[:, None] * sb[None, :] / ((n - 1) * (n - 2))
+    return (trace + cross - 2.0 / (n - 2) * (ra @ rb.T)) / (n * (n - 3))
+
+
+def _self_hsic(parts, n: int) -> torch.Tensor:
+    """HSIC_1(K, K) for each Gram of a stack, without the full (m, m) cross matrix."""
+    k, s, r = parts
+    return ((k * k).sum(-1) + s * s / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (r * r).sum(-1)) / (n * (n - 3))
 
 
 def unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
@@ -163,7 +176,8 @@ def centered_grams(features: Sequence[torch.Tensor], n: int, device, side: str =
     for index, f in enumerate(features):
         x = _as_features(f, f"{side}[{index}]").to(device)
         if x.shape[0] != n:
-            raise HarnessError(f"MinibatchCKA: {side}[{index}] has {x.shape[0]} examples, expected {n} like the rest of the batch")
+            raise HarnessError(f"MinibatchCKA: {side}[{index}] has {x.shape[0]} examples, "
+                               f"expected {n} like the rest of the batch")
         scales.append(_scale(x))
         x = x - x.mean(0)
         grams.append(x @ x.T)
@@ -204,8 +218,8 @@ class MinibatchCKA:
     def update(self, features_a: Sequence[torch.Tensor], features_b: Sequence[torch.Tensor]) -> None:
         """Add one minibatch: ``features_a[i]`` is layer i of A on the batch, likewise for B."""
         if len(features_a) != self.n_a or len(features_b) != self.n_b:
-            raise HarnessError(
-                f"MinibatchCKA: expected {self.n_a} and {self.n_b} feature tensors, got {len(features_a)} and {len(features_b)}")
+            raise HarnessError(f"MinibatchCKA: expected {self.n_a} and {self.n_b} feature tensors, "
+                               f"got {len(features_a)} and {len(features_b)}")
         n = int(features_a[0].shape[0])
         if n < 4:
             raise HarnessError(f"MinibatchCKA: each minibatch needs at least 4 examples (unbiased HSIC), got {n}")
@@ -249,14 +263,3 @@ class MinibatchCKA:
         if self._hab is None:
             raise HarnessError("MinibatchCKA: no minibatches were added")
         return _ratio(self._hab, self._haa, self._hbb, self._sa, self._sb).cpu().numpy()
-
-
-def _trace_scale(grams: torch.Tensor) -> torch.Tensor:
-    """(trace(K) / n)^2 = (||X||_F^2 / n)^2 per Gram: the :func:`_scale` bound when only Grams are given."""
-    return (grams.diagonal(dim1=-2, dim2=-1).sum(-1).to(torch.float64) / grams.shape[-1]) ** 2
-
-
-def _self_hsic(parts, n: int) -> torch.Tensor:
-    """HSIC_1(K, K) for each Gram of a stack, without the full (m, m) cross matrix."""
-    k, s, r = parts
-    return ((k * k).sum(-1) + s * s / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (r * r).sum(-1)) / (n * (n - 3))

@@ -51,6 +51,9 @@ class Definition:
     def __getitem__(self, key):
         return self.raw[key]
 
+    def __contains__(self, key) -> bool:
+        return key in self.raw
+
     def get(self, key, default=None):
         return self.raw.get(key, default)
 

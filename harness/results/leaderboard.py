@@ -117,6 +117,12 @@ def latest_batch_ids(df: "pd.DataFrame | None") -> dict[str, str]:
     return out
 
 
+def _is_later(a: str, b: str) -> bool:
+    """Batch ``a`` is newer than ``b`` by their stamps (unknown when a stamp is unreadable)."""
+    ta, tb = batch_time(a), batch_time(b)
+    return bool(ta and tb and ta > tb)
+
+
 def latest_batches(df: "pd.DataFrame | None", key: "tuple[str, ...] | None" = None) -> "pd.DataFrame | None":
     """Only each benchmark's latest batch. A benchmark whose rows have no batch id keeps, with
     ``key``, the last row per key (e.g. ``harness rank`` rows), and all its rows without."""
@@ -156,11 +162,16 @@ def search_results(res: dict) -> tuple["pd.DataFrame | None", "pd.DataFrame | No
 
     Batches come from ``summary.parquet`` (complete runs); a benchmark with rows only in
     ``runs.parquet`` (an interrupted batch, or a missing summary file) is summarised from its runs.
+    A newer interrupted batch of a benchmark that has a complete one is noted, not shown.
     """
     summary, runs = latest_batches(res.get("summary")), res.get("runs")
     notes = []
     chosen = latest_batch_ids(summary) if summary is not None else {}
     if runs is not None:
+        newer = latest_batch_ids(runs)
+        notes += [f"`{b}`: newer batch {newer[b]} in runs.parquet has no summary rows (interrupted?); "
+                  f"showing the latest complete batch" for b in chosen
+                  if b in newer and newer[b] != chosen[b] and _is_later(newer[b], chosen[b])]
         orphans = runs[~runs["benchmark"].isin(set(chosen))]
         extra = latest_batch_ids(orphans)
         if extra:
@@ -317,11 +328,10 @@ def training_cost(train: pd.DataFrame) -> pd.DataFrame:
     """Mean cost per (dataset, training-set size, device, method) over recorded training runs."""
     t = train.assign(**{c: _col(train, c) for c in ("wall_s", "images_per_s", "saved_bytes", "peak_cuda_bytes",
                                                     "trainable_params", "params", "epochs", "n_train")})
-    for c in ("device",):
-        if c not in t.columns:
-            t[c] = "unknown"
+    if "device" not in t.columns:
+        t["device"] = "unknown"
+    t["n_train"] = t["n_train"].fillna(-1)  # unknown size: one group, shown as "–"
     keys = ["dataset", "n_train", "device", "method"]
-    t = t.assign(n_train=t["n_train"].fillna(-1))
     agg = t.groupby(keys, sort=False, dropna=False).agg(
         runs=("wall_s", "size"), epochs=("epochs", lambda v: ", ".join(str(int(e)) for e in sorted(v.dropna().unique()))),
         wall_s=("wall_s", "mean"), images_per_s=("images_per_s", "mean"), saved_bytes=("saved_bytes", "mean"),

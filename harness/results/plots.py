@@ -81,13 +81,15 @@ def plot_anytime(runs_df: pd.DataFrame, path) -> Path:
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets):
         lows = []
+        panel = dict(tuple(stats[stats["dataset"] == ds].groupby(_LINE_KEY, sort=False)))
         for key in lines:
-            s = stats[(stats["dataset"] == ds) & (stats[_LINE_KEY] == key).all(axis=1)]
-            if s.empty:
+            s = panel.get(key)
+            if s is None:
                 continue
             bench, method, sampler = key
             label = f"{sampler} · {method}" + (f" [{bench}]" if several_benchmarks else "")
-            label += f" ({s['seeds'].max()} seeds)"
+            n = s["seeds"].max()
+            label += f" ({n} seed{'s' if n != 1 else ''})"
             x, m, sd = s["query"].to_numpy(), s["mean"].to_numpy(), s["std"].to_numpy()
             ax.plot(x, m, color=colours[key], label=label, linewidth=1.6)
             ax.fill_between(x, m - sd, m + sd, color=colours[key], alpha=0.18, linewidth=0)
