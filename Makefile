@@ -3,6 +3,8 @@
 PY      := .venv/bin/python
 TORCH   := torch==2.13.0
 STAMP   := .venv/.installed
+# OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install test bench-nb201 bench-ci bench-baseline bench-train bench-memory data-full clean
 
@@ -23,6 +25,10 @@ test: $(STAMP)
 bench-nb201: $(STAMP)
 	$(PY) -m harness.cli rank --dataset all --proxy nb201-12ep-val nb201-200ep-oneseed \
 		--sample 1000 --draws 20 --top-k 1000
+
+# Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256 (issue 3); writes results/memory-nb201.*
+bench-memory: $(STAMP)
+	$(PY) scripts/bench_memory.py
 
 # Full CIFAR-10 (60k, JPEG-lossy) as a generic .npz for experiments on this machine; needs ../shared.
 data-full: $(STAMP)

@@ -3,8 +3,9 @@ import os
 import pytest
 import torch
 
-# Two cores on CI: keep torch from oversubscribing when pytest and torch both want threads.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: on a shared 2-core machine two spinning OpenMP threads can make a conv step
+# 10x slower; tests are tiny, so one thread is both robust and fast enough.
+torch.set_num_threads(int(os.environ.get("HARNESS_TEST_THREADS", "1")))
 
 
 @pytest.fixture

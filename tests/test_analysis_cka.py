@@ -149,29 +149,32 @@ def test_minibatch_estimator_converges_to_eq1_as_batches_grow():
         y = y + 0.5 * torch.randn(8192, 4, generator=g, dtype=torch.float64)
         full = linear_cka(x, y)
         accumulator = MinibatchCKA(1, 1)
-        for count, (xb, yb) in enumerate(zip(x.split(64), y.split(64)), start=1):
+        for count, (xb, yb) in enumerate(zip(x.split(128), y.split(128)), start=1):
             accumulator.update([xb], [yb])
             if count == 2:
                 first.append(abs(accumulator.compute()[0, 0] - full))
-        assert accumulator.n_batches == 128 and accumulator.n_examples == 8192
+        assert accumulator.n_batches == 64 and accumulator.n_examples == 8192
         last.append(abs(accumulator.compute()[0, 0] - full))
-    assert max(last) < 0.01
+    assert max(last) < 0.005
     assert np.mean(last) < np.mean(first) / 3
 
 
 def test_minibatch_estimator_is_unbiased_where_per_batch_cka_is_not():
-    """Wide features (p >> batch): random minibatches of 8 converge to the full-data unbiased CKA,
+    """Wide features (p >> batch): random minibatches of 32 converge to the full-data unbiased CKA,
     while averaging Eq. (1) per batch stays far off (Nguyen et al. 2021's reason for HSIC_1)."""
     g = torch.Generator().manual_seed(1)
-    n = 96
+    n = 128
     x = torch.randn(n, 500, generator=g, dtype=torch.float64)
-    y = x[:, :50] @ torch.randn(50, 300, generator=g, dtype=torch.float64) + 3 * torch.randn(n, 300, generator=g, dtype=torch.float64)
+    noise = 3 * torch.randn(n, 300, generator=g, dtype=torch.float64)
+    y = x[:, :50] @ torch.randn(50, 300, generator=g, dtype=torch.float64) + noise
     target = linear_cka_unbiased(x, y)
     accumulator, per_batch = MinibatchCKA(1, 1), []
-    for _ in range(60):
-        for index in torch.randperm(n, generator=g).split(8):
+    for epoch in range(30):
+        for index in torch.randperm(n, generator=g).split(32):
             accumulator.update([x[index]], [y[index]])
-            per_batch.append(linear_cka(x[index], y[index]))
+            if epoch < 5:
+                per_batch.append(linear_cka(x[index], y[index]))
+    assert accumulator.n_batches == 120
     assert accumulator.compute()[0, 0] == pytest.approx(target, abs=0.015)
     assert np.mean(per_batch) - target > 0.3
 

@@ -1,11 +1,11 @@
 """Memory accounting: exact saved-for-backward bytes, the Tr-Net saving, the benchmark script."""
 import importlib.util
+import weakref
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
 from harness import HarnessError
 from harness.networks.memory import (ALL_CONV3X3, SavedTensorCounter, cuda_peak_bytes, nb201_memory_rows,
@@ -39,6 +39,24 @@ def test_counter_counts_each_storage_once():
         (a * 3).exp()
     assert counter.bytes == 4000  # unchanged by a disabled block
     del b
+
+
+def test_counter_frees_the_graph_and_keeps_gradients():
+    torch.manual_seed(0)
+    w = torch.randn(10, 10, requires_grad=True)
+    x = torch.randn(4, 10)
+    counter = SavedTensorCounter()
+    with counter.counting():
+        h = torch.relu(x @ w)  # ReLU saves its own output: the case that can form a cycle
+        loss = h.square().sum()
+    ref = weakref.ref(h)
+    loss.backward()
+    counted_grad = w.grad.clone()
+    del h, loss
+    assert ref() is None  # nothing kept alive after the graph is dropped
+    w.grad = None
+    torch.relu(x @ w).square().sum().backward()
+    assert torch.equal(w.grad, counted_grad)
 
 
 def test_exact_saved_bytes_per_image(models):
@@ -77,7 +95,7 @@ def test_step_memory_on_cpu(models):
     stats = step_memory(trnet, *_batch(2))
     assert stats["saved_bytes"] == saved_tensor_bytes(trnet, *_batch(2))
     assert stats["trainable_params"] < stats["params"]
-    assert stats["peak_rss_bytes"] == peak_rss_bytes() > 0
+    assert 0 < stats["peak_rss_bytes"] <= peak_rss_bytes()
     assert all(p.grad is None for p in trnet.parameters())  # gradients cleared afterwards
     assert set(step_memory(trnet, *_batch(2), peak=False)) == {"saved_bytes", "params", "trainable_params"}
 

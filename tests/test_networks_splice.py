@@ -133,12 +133,12 @@ def test_bad_inputs(resnet32):
     for i in (0, 15):
         with pytest.raises(HarnessError, match=rf"i={i}: must be in 1..14"):
             build_tr_net(ALL_CONV, resnet32, i=i, j=5)
-    with pytest.raises(HarnessError, match=r"Tr-Net-5-6: backbone prefix output \(C, H, W\) = \(32, 16, 16\) "
-                                           r"does not fit .* after cell 5, which expects \(16, 32, 32\)"):
+    with pytest.raises(HarnessError, match=r"Tr-Net-5-6: backbone prefix output shape \(C, H, W\) = \(32, 16, 16\) "
+                                           r"does not fit .* after cell 5, which expects shape \(16, 32, 32\)"):
         build_tr_net(ALL_CONV, resnet32, i=5, j=6)
-    with pytest.raises(HarnessError, match=r"= \(64, 8, 8\) does not fit .* expects \(32, 16, 16\)"):
+    with pytest.raises(HarnessError, match=r"= \(64, 8, 8\) does not fit .* expects shape \(32, 16, 16\)"):
         build_tr_supernet(resnet32, i=10, j=11)
-    with pytest.raises(HarnessError, match=r"= \(64, 32, 32\) does not fit .* expects \(16, 32, 32\)"):
+    with pytest.raises(HarnessError, match=r"= \(64, 32, 32\) does not fit .* expects shape \(16, 32, 32\)"):
         build_tr_net(ALL_CONV, build_backbone("resnet20-wide"), i=3, j=3)  # channels differ
     with pytest.raises(HarnessError, match="expected a CifarResNet"):
         build_tr_net(ALL_CONV, NB201Network(ALL_CONV))

@@ -14,7 +14,7 @@ from harness.train.pretrain import pretrain
 from harness.train.recipe import TrainConfig
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
-TINY = TrainConfig(epochs=2, warmup_epochs=0, batch_size=64)
+TINY = TrainConfig(epochs=2, warmup_epochs=0, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def data():
 @pytest.fixture(scope="module")
 def backbone(data, tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "resnet32.pt"
-    meta = pretrain("resnet32", data, path, cfg=TrainConfig(epochs=2, batch_size=64), seed=0, progress=False)
+    meta = pretrain("resnet32", data, path, cfg=TrainConfig(epochs=2, batch_size=32), seed=0, progress=False)
     return path, meta
 
 

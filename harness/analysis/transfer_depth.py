@@ -139,8 +139,9 @@ def choose_transfer_depth(matrix, threshold: float = DEFAULT_THRESHOLD, *,
         reach = best[i - 1, j - 1]
         shown = "nan" if reach == -np.inf else f"{reach:.4f}"
         raise HarnessError(
-            f"transfer depth: no cell/block pair keeps CKA >= {threshold:g} along the diagonal; "
-            f"the best is {shown} (cell {i}, block {j}) -- lower the threshold or pick i, j by hand")
+            f"transfer depth: no {'compatible ' if compatible else ''}cell/block pair keeps CKA >= "
+            f"{threshold:g} along the diagonal; the best is {shown} (cell {i}, block {j}) "
+            f"-- lower the threshold or pick i, j by hand")
 
     deepest = max(i for i, _ in valid)
     # Highest CKA at the splice; ties -> the block nearest the diagonal, then the smaller j.

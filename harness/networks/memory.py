@@ -63,7 +63,11 @@ class SavedTensorCounter:
             ptr = storage.data_ptr()
             if ptr not in state and ptr not in seen:
                 seen[ptr] = storage.nbytes()
-            return t
+            # Keep a detached alias: handing back `t` itself would tie a saved *output* to its own
+            # grad_fn through Python, a reference cycle the garbage collector cannot see, and every
+            # counted graph would leak. The alias shares storage and version counter, so backward
+            # (first order) and in-place checks are unchanged.
+            return t.detach()
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             yield self

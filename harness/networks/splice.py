@@ -28,7 +28,11 @@ Backbone = Union[CifarResNet, str]
 
 
 class FrozenPrefix(nn.Module):
-    """Stem + first ``j`` blocks of a backbone; frozen, no_grad, always in eval mode."""
+    """Stem + first ``j`` blocks of a backbone; frozen, no_grad, always in eval mode.
+
+    The modules are the backbone's own (not copies), and they are frozen in place: the
+    backbone's parameters get ``requires_grad=False`` too.
+    """
 
     def __init__(self, backbone: CifarResNet, j: int):
         super().__init__()
@@ -98,8 +102,8 @@ def _check_shapes(prefix: FrozenPrefix, cells: nn.ModuleList, start: int, i: int
     want = _expected_input(cells, start, input_size)
     if got != want:
         raise HarnessError(
-            f"Tr-Net-{i}-{prefix.j}: backbone prefix output (C, H, W) = {got} does not fit the NB201 "
-            f"module after cell {i}, which expects {want} (input {tuple(input_size)})")
+            f"Tr-Net-{i}-{prefix.j}: backbone prefix output shape (C, H, W) = {got} does not fit the NB201 "
+            f"module after cell {i}, which expects shape {want} (input {tuple(input_size)})")
 
 
 class TrNet(nn.Module):

@@ -60,6 +60,7 @@ def train_candidate(arch, method: str, data: Dataset, *, cfg: "TrainConfig | Non
     ops = space.to_ops(arch)
     arch_str = space.to_str(ops)
     cfg = cfg or default_config(method)
+    torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
     model, backbone_info = build_candidate(ops, method, data.num_classes, backbone)
     r = train(model, data, cfg, seed=seed, label=f"{method} {arch_str}", progress=progress)
     return {

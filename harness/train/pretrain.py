@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from harness.data.datasets import Dataset
 from harness.networks.checkpoint import save_backbone
 from harness.networks.resnet import build_backbone
@@ -23,6 +25,7 @@ def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig |
              seed: int = 0, progress: bool = True) -> dict:
     """Train backbone ``name`` on ``data`` and save it to ``out``; returns the metadata saved."""
     cfg = cfg or BACKBONE
+    torch.manual_seed(seed)
     model = build_backbone(name, num_classes=data.num_classes)
     r = train(model, data, cfg, seed=seed, label=f"pretrain {name}", progress=progress)
     meta = {"architecture": name, "dataset": data.name, "split": "train", "data_source": data.source,

@@ -1,0 +1,53 @@
+"""Search overhead: one REA sampler call on a 100-trial study, and REA 10 seeds x 100 queries on
+the tabular benchmark with Optuna's overhead included (issue 5 wants the latter < 2 s)."""
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from harness.bench.runner import search_once
+from harness.search.evaluators import TabularEvaluator
+from harness.search.samplers import make_sampler
+from harness.search.space import SEARCH_SPACE, ops_from_params, suggest_nb201
+from harness.spaces import nb201
+
+SEEDS, BUDGET = 10, 100
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return TabularEvaluator("cifar10")
+
+
+@pytest.fixture(autouse=True)
+def quiet_optuna():
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(level)
+
+
+def test_bench_rea_sampler_call(benchmark, evaluator):
+    sampler = make_sampler("rea", seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: evaluator(suggest_nb201(t)).value, n_trials=BUDGET)
+    study.ask()  # trial 100, RUNNING: the one the timed call proposes a cell for
+    trial = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
+    assert trial.number == BUDGET
+
+    params = benchmark.pedantic(sampler.sample_relative, args=(study, trial, SEARCH_SPACE), rounds=50,
+                                warmup_rounds=5, iterations=1)
+    child = ops_from_params(params)
+    benchmark.extra_info.update(study_trials=BUDGET, proposed=nb201.to_str(child))
+    # REA after P=10 complete trials: a one-edge mutation of a population member.
+    population = [ops_from_params(t.params) for t in sampler.population(study)]
+    assert any(sum(a != b for a, b in zip(child, parent)) == 1 for parent in population)
+
+
+def test_bench_rea_10_seeds_100_queries(benchmark, evaluator):
+    def searches():
+        return [search_once(evaluator, make_sampler("rea", seed=s), BUDGET) for s in range(SEEDS)]
+
+    runs = benchmark.pedantic(searches, rounds=3, warmup_rounds=0, iterations=1)
+    assert [len(r) for r in runs] == [BUDGET] * SEEDS
+    best = [float(r.loc[r["proxy"].idxmax(), "ground_truth"]) for r in runs]
+    benchmark.extra_info.update(seeds=SEEDS, queries=BUDGET, mean_best_test_acc=sum(best) / SEEDS)

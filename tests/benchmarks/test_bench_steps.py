@@ -1,0 +1,77 @@
+"""One training step (forward, backward, SGD step) of Original vs Tr-Net-5-5 and of the NB201
+supernet vs Tr-Supernet-5-5 (paper Sec. 3.2, Table 2), with their deterministic memory figures.
+
+Guarded by ``harness.guards`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
+and parameter counts exactly (1%), the Tr/Original median-time ratio of each pair (15%).
+Random-init weights: neither cost depends on weight values. The CUDA variant adds the step's
+``max_memory_allocated`` peak and skips on machines without a GPU.
+"""
+import pytest
+import torch
+
+from harness.guards import bench_step
+from harness.networks.memory import ALL_CONV3X3
+from harness.networks.nb201 import NB201Network
+from harness.networks.resnet import build_backbone
+from harness.networks.splice import build_tr_net, build_tr_supernet
+from harness.networks.supernet import NB201Supernet
+
+#: one fixed arch using every op, so a regression in any op's path shows
+MIXED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+ARCHS = {"all_conv3x3": ALL_CONV3X3, "mixed": MIXED}
+# CPU: small batches keep the suite < 3 min on 2 cores (a supernet step runs all 5 ops per edge,
+# ~5x the work). CUDA: the paper's batch 256.
+BATCH = {"cpu": {"step": 32, "supernet": 8}, "cuda": {"step": 256, "supernet": 256}}
+ROUNDS = {"cpu": (5, 1), "cuda": (20, 3)}  # (rounds, warmup rounds)
+DEVICES = ["cpu", "cuda"]
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA variant: no CUDA device on this machine")
+    return torch.device(name)
+
+
+def _batch(n: int, device: torch.device):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return x.to(device), y.to(device)
+
+
+def _run(benchmark, model, device, kind, pair, role):
+    x, y = _batch(BATCH[device.type][kind], device)
+    rounds, warmup = ROUNDS[device.type]
+    figures = bench_step(benchmark, model.to(device), x, y, pair=pair, role=role, rounds=rounds,
+                         warmup_rounds=warmup)
+    assert figures["saved_bytes"] > 0 and 0 < figures["trainable_params"] <= figures["params"]
+    return figures
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("method", ["original", "trnet55"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_bench_step(benchmark, device, method, arch):
+    device = _device(device)
+    torch.manual_seed(0)
+    if method == "original":
+        model = NB201Network(ARCHS[arch], num_classes=10)
+    else:
+        model = build_tr_net(ARCHS[arch], build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
+    figures = _run(benchmark, model, device, "step", f"{device.type}/step/{arch}",
+                   "original" if method == "original" else "tr")
+    if method == "trnet55":  # the frozen prefix has no trainable parameter
+        assert figures["trainable_params"] < figures["params"]
+
+
+@pytest.mark.parametrize("method", ["supernet", "trsupernet55"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_bench_supernet_step(benchmark, device, method):
+    device = _device(device)
+    torch.manual_seed(0)
+    if method == "supernet":
+        model = NB201Supernet(num_classes=10)
+    else:
+        model = build_tr_supernet(build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
+    _run(benchmark, model, device, "supernet", f"{device.type}/supernet",
+         "original" if method == "supernet" else "tr")

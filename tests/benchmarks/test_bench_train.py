@@ -1,0 +1,88 @@
+"""Training-step throughput at the NB201 recipe's batch 256 (issue 4 acceptance): images/s of
+Original vs Tr-Net-5-5 for the all-``nor_conv_3x3`` arch and one mixed arch, and the speed-up.
+
+Slow (a batch-256 step is seconds on a CPU), so it runs only under ``make bench-train``
+(``HARNESS_BENCH_TRAIN=1`` and ``--benchmark-enable``). When all cases of a device ran it writes
+``results/bench-train.json`` and ``.md`` (atomically, with provenance); ``HARNESS_BENCH_TRAIN_OUT``
+names another folder. Uses the session's torch threads (all cores, up to 2), not the suite's one.
+"""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.guards import bench_step
+from harness.networks.memory import ALL_CONV3X3
+from harness.networks.nb201 import NB201Network
+from harness.networks.resnet import build_backbone
+from harness.networks.splice import build_tr_net
+from harness.results.store import write_text
+from harness.runinfo import device_name, run_record
+
+TORCH_THREADS = None  # measure throughput with the cores the session has (tests/conftest.py)
+MIXED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+ARCHS = {"all_conv3x3": ALL_CONV3X3, "mixed": MIXED}
+METHODS = ("original", "tr-net-5-5")
+BATCH, ROUNDS, WARMUP = 256, 3, 1
+OUT = Path(os.environ.get("HARNESS_BENCH_TRAIN_OUT", Path(__file__).resolve().parents[2] / "results"))
+
+
+@pytest.fixture(scope="module")
+def report():
+    """Collects one row per case; on teardown writes the files for each device that has them all."""
+    rows: list[dict] = []
+    yield rows
+    for dev in sorted({r["device"] for r in rows}):
+        done = [r for r in rows if r["device"] == dev]
+        if len(done) == len(ARCHS) * len(METHODS):
+            _write(done, dev)
+
+
+def _write(rows: list[dict], dev: str) -> None:
+    by = {(r["arch_label"], r["method"]): r for r in rows}
+    speedup = {a: by[a, "tr-net-5-5"]["images_per_s"] / by[a, "original"]["images_per_s"] for a in ARCHS}
+    doc = {"benchmark": "training step, batch 256, 32x32", "batch_size": BATCH, "rounds": ROUNDS,
+           "torch_threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
+           "device_name": device_name(dev), "rows": rows, "trnet_over_original_images_per_s": speedup,
+           **run_record(seed=0, device=dev)}
+    stem = "bench-train" if dev == "cpu" else f"bench-train-{dev}"
+    write_text(json.dumps(doc, indent=2) + "\n", OUT / f"{stem}.json")
+    lines = [f"# Training-step throughput, batch {BATCH}, 32x32 ({doc['device_name']})", "",
+             f"Median of {ROUNDS} steps after 1 warm-up; {doc['torch_threads']} torch threads; 1-min load "
+             f"average {doc['load_avg_1min']:.2f}; commit {doc['commit']}. Random-init weights; "
+             "`make bench-train`.", "",
+             "| arch | method | step s | images/s | saved MB | trainable params |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['arch_label']} | {r['method']} | {r['median_step_s']:.3f} | {r['images_per_s']:.1f} | "
+                     f"{r['saved_bytes'] / 1e6:.1f} | {r['trainable_params']:,} |")
+    lines += [""] + [f"Tr-Net-5-5 / Original images/s, {a}: **{s:.2f}x**" for a, s in speedup.items()]
+    write_text("\n".join(lines) + "\n", OUT / f"{stem}.md")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_bench_train_step(benchmark, report, device, arch, method):
+    if os.environ.get("HARNESS_BENCH_TRAIN") != "1":
+        pytest.skip("batch-256 throughput: run with `make bench-train` (HARNESS_BENCH_TRAIN=1)")
+    if benchmark.disabled:
+        pytest.skip("batch-256 throughput needs --benchmark-enable")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA variant: no CUDA device on this machine")
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    if method == "original":
+        model = NB201Network(ARCHS[arch], num_classes=10)
+    else:
+        model = build_tr_net(ARCHS[arch], build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, 3, 32, 32, generator=gen).to(dev)
+    y = torch.randint(0, 10, (BATCH,), generator=gen).to(dev)
+    figures = bench_step(benchmark, model.to(dev), x, y, pair=f"{device}/train256/{arch}",
+                         role="original" if method == "original" else "tr", rounds=ROUNDS, warmup_rounds=WARMUP)
+    median = benchmark.stats.stats.median
+    report.append({"device": device, "arch_label": arch, "arch": ARCHS[arch], "method": method,
+                   "median_step_s": median, "images_per_s": BATCH / median, **figures})
