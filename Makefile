@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# The main job: NB201 rank correlations (Tables 1/3 "Original" + noise ceiling) for all datasets.
+# The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
+# (3 datasets x 10 seeds x 100 queries), the small real-training REA comparison Original vs
+# Tr-Net-5-5 on the embedded images, then results/leaderboard.md and plots. BENCH_ARGS=--full
+# scales every definition to its full size (GPU machines).
+BENCH_ARGS ?=
 bench-nb201: $(STAMP)
-	$(PY) -m harness.cli rank --dataset all --proxy nb201-12ep-val nb201-200ep-oneseed \
-		--sample 1000 --draws 20 --top-k 1000
+	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
+		benchmarks/nb201-rea-trnet.toml $(BENCH_ARGS)
 
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256 (issue 3); writes results/memory-nb201.*
 bench-memory: $(STAMP)

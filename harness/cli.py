@@ -52,7 +52,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from harness.bench.definition import load_definition
     from harness.bench.runner import run_benchmark
 
-    overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers}
+    overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers,
+                 "train": {"archs": args.train_archs} if args.train_archs is not None else None}
     defs = [load_definition(p, full=args.full, overrides=overrides) for p in args.definitions]  # all valid first
     for d in defs:
         df = run_benchmark(d, args.results, progress=not args.quiet)
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--budget", type=int, help="override the query budget")
     p.add_argument("--workers", type=int, help="processes sharing one Optuna journal per study (tabular)")
+    p.add_argument("--train-archs", type=int, help="rank benchmarks: also train this many random archs per method")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
 

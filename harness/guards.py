@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,18 +115,45 @@ def step_figures(model, x, y, step=None) -> dict[str, int]:
 
 
 def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str | None" = None,
-               rounds: int = 5, warmup_rounds: int = 1) -> dict:
-    """Benchmark one training step with pytest-benchmark's ``benchmark`` fixture and record the
-    memory figures (and the pair/role the guard uses for Tr/Original ratios) in ``extra_info``.
-    Fixed rounds, so the run time is bounded. Returns the figures."""
+               original=None, rounds: int = 5, warmup_rounds: int = 1) -> dict:
+    """Benchmark one training step of ``model`` on ``(x, y)`` with pytest-benchmark's ``benchmark``
+    fixture, fixed rounds (bounded run time); record in ``extra_info`` the memory figures of
+    :func:`step_figures` and, for the guard's pairs, ``pair`` and ``role`` ("original" or "tr").
+
+    For the Tr side of a pair pass ``original`` (the Original model): before every timed Tr step
+    one Original step runs (untimed by pytest-benchmark, timed here), so both see the same load
+    of a shared machine, and ``extra_info["tr_original_time_ratio"]`` is the median of the
+    per-round Tr/Original ratios. Separate runs of the two benchmarks seconds apart disagree by
+    up to 30% on a busy 2-core runner; interleaved rounds agree to a few percent.
+    Returns the figures."""
+    import statistics
+
+    import torch
+
     if (pair is None) != (role is None) or (role is not None and role not in ROLES):
         raise HarnessError(f"bench_step: pair {pair!r} and role {role!r}: give both, role one of {ROLES}")
+    if original is not None and role != "tr":
+        raise HarnessError(f"bench_step: original= is for the 'tr' side of a pair (role is {role!r})")
     step = training_step(model, x, y)
     figures = step_figures(model, x, y, step)
-    benchmark.extra_info.update(figures, batch_size=len(x), device=str(x.device))
+    benchmark.extra_info.update(figures, batch_size=len(x), device=str(x.device), torch_threads=torch.get_num_threads())
     if pair is not None:
         benchmark.extra_info.update(pair=pair, role=role)
-    benchmark.pedantic(step, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    setup, original_times = None, []
+    if original is not None:
+        original_step = training_step(original, x, y)
+
+        def setup() -> None:
+            t0 = time.perf_counter()
+            original_step()
+            original_times.append(time.perf_counter() - t0)
+
+    benchmark.pedantic(step, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    if original is not None and benchmark.stats is not None:  # None when benchmarks are disabled
+        tr_times = benchmark.stats.stats.data
+        ratios = [t / o for t, o in zip(tr_times, original_times[warmup_rounds:])]
+        benchmark.extra_info.update(tr_original_time_ratio=statistics.median(ratios),
+                                    original_median_s=statistics.median(original_times[warmup_rounds:]))
     return figures
 
 
@@ -162,6 +190,8 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
             if extra.get("role") not in ROLES:
                 raise HarnessError(f"{source}: {name}: extra_info role {extra.get('role')!r}, expected one of {ROLES}")
             entry["pair"], entry["role"] = extra["pair"], extra["role"]
+            if "tr_original_time_ratio" in extra:
+                entry["paired_ratio"] = float(extra["tr_original_time_ratio"])
         out[name] = entry
     machine = run.get("machine_info") or {}
     return {"format": FORMAT, "machine": (machine.get("cpu") or {}).get("brand_raw") or machine.get("machine"),
@@ -170,14 +200,22 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
 
 
 def pair_ratios(benchmarks: dict[str, dict], source: str = "benchmark JSON") -> dict[str, float]:
-    """Tr/Original ratio of median step times per pair, from one run's entries (``summarise``)."""
-    pairs: dict[str, dict[str, float]] = {}
+    """Tr/Original step-time ratio per pair from one run's entries (:func:`summarise`): the Tr
+    benchmark's interleaved ``paired_ratio`` when it has one (see :func:`bench_step`), else
+    the ratio of the two benchmarks' medians."""
+    pairs: dict[str, dict[str, dict]] = {}
     for name, b in benchmarks.items():
         if "pair" in b:
             if b["role"] in pairs.setdefault(b["pair"], {}):
                 raise HarnessError(f"{source}: pair {b['pair']!r} has two {b['role']!r} benchmarks")
-            pairs[b["pair"]][b["role"]] = b["median_s"]
-    return {p: r["tr"] / r["original"] for p, r in sorted(pairs.items()) if set(r) == set(ROLES)}
+            pairs[b["pair"]][b["role"]] = b
+    out = {}
+    for p, r in sorted(pairs.items()):
+        if "paired_ratio" in r.get("tr", {}):
+            out[p] = r["tr"]["paired_ratio"]
+        elif set(r) == set(ROLES):
+            out[p] = r["tr"]["median_s"] / r["original"]["median_s"]
+    return out
 
 
 def load_baseline(path: "str | Path") -> dict:

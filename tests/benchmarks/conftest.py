@@ -1,8 +1,6 @@
-"""Benchmark suite settings: one torch thread, and the Tr/Original ratios in the JSON output."""
+"""Benchmark suite settings: one torch thread unless a module says otherwise."""
 import pytest
 import torch
-
-from harness.guards import pair_ratios, summarise
 
 
 @pytest.fixture(autouse=True)
@@ -19,15 +17,3 @@ def torch_threads(request):
         torch.set_num_threads(n)
     yield torch.get_num_threads()
     torch.set_num_threads(before)
-
-
-def pytest_benchmark_update_json(config, benchmarks, output_json):
-    """Write each pair's Tr/Original median ratio of this run into the Tr benchmark's extra_info
-    (the guard recomputes it from the medians; this is for people reading the JSON)."""
-    if not output_json.get("benchmarks"):
-        return
-    ratios = pair_ratios(summarise(output_json)["benchmarks"])
-    for b in output_json["benchmarks"]:
-        extra = b.get("extra_info") or {}
-        if extra.get("role") == "tr" and extra.get("pair") in ratios:
-            extra["tr_original_time_ratio"] = ratios[extra["pair"]]
