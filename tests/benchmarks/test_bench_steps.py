@@ -2,7 +2,8 @@
 supernet vs Tr-Supernet-5-5 (paper Sec. 3.2, Table 2), with their deterministic memory figures.
 
 Guarded by ``harness.guards`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
-and parameter counts exactly (1%), the Tr/Original median-time ratio of each pair (15%).
+and parameter counts exactly (1%), each pair's Tr/Original step-time ratio, measured with
+interleaved rounds in the Tr benchmark (15%).
 Random-init weights: neither cost depends on weight values. The CUDA variant adds the step's
 ``max_memory_allocated`` peak and skips on machines without a GPU.
 """
@@ -22,7 +23,7 @@ ARCHS = {"all_conv3x3": ALL_CONV3X3, "mixed": MIXED}
 # CPU: small batches keep the suite < 3 min on 2 cores (a supernet step runs all 5 ops per edge,
 # ~5x the work). CUDA: the paper's batch 256.
 BATCH = {"cpu": {"step": 32, "supernet": 8}, "cuda": {"step": 256, "supernet": 256}}
-ROUNDS = {"cpu": (5, 1), "cuda": (20, 3)}  # (rounds, warmup rounds)
+ROUNDS = {"cpu": (7, 1), "cuda": (20, 3)}  # (rounds, warmup rounds)
 DEVICES = ["cpu", "cuda"]
 
 
@@ -39,12 +40,35 @@ def _batch(n: int, device: torch.device):
     return x.to(device), y.to(device)
 
 
-def _run(benchmark, model, device, kind, pair, role):
-    x, y = _batch(BATCH[device.type][kind], device)
-    rounds, warmup = ROUNDS[device.type]
-    figures = bench_step(benchmark, model.to(device), x, y, pair=pair, role=role, rounds=rounds,
-                         warmup_rounds=warmup)
+def _original(kind: str, arch: "str | None"):
+    torch.manual_seed(0)
+    return NB201Network(ARCHS[arch], num_classes=10) if kind == "step" else NB201Supernet(num_classes=10)
+
+
+def _tr(kind: str, arch: "str | None"):
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet32", 10)  # random init: cost does not depend on weights
+    if kind == "step":
+        return build_tr_net(ARCHS[arch], backbone, i=5, j=5, num_classes=10)
+    return build_tr_supernet(backbone, i=5, j=5, num_classes=10)
+
+
+def _run(benchmark, device: str, kind: str, role: str, arch: "str | None" = None) -> dict:
+    """Benchmark the Original or the Tr side of a pair; the Tr side interleaves Original steps
+    (``bench_step(original=...)``) for the same-load Tr/Original ratio the guard checks."""
+    dev = _device(device)
+    x, y = _batch(BATCH[device][kind], dev)
+    rounds, warmup = ROUNDS[device]
+    pair = f"{device}/{kind}" + (f"/{arch}" if arch else "")
+    if role == "original":
+        model, original = _original(kind, arch), None
+    else:
+        model, original = _tr(kind, arch), _original(kind, arch).to(dev)
+    figures = bench_step(benchmark, model.to(dev), x, y, pair=pair, role=role, original=original,
+                         rounds=rounds, warmup_rounds=warmup)
     assert figures["saved_bytes"] > 0 and 0 < figures["trainable_params"] <= figures["params"]
+    if role == "tr":  # the frozen prefix: parameters that are not trained
+        assert figures["trainable_params"] < figures["params"]
     return figures
 
 
@@ -52,26 +76,10 @@ def _run(benchmark, model, device, kind, pair, role):
 @pytest.mark.parametrize("method", ["original", "trnet55"])
 @pytest.mark.parametrize("device", DEVICES)
 def test_bench_step(benchmark, device, method, arch):
-    device = _device(device)
-    torch.manual_seed(0)
-    if method == "original":
-        model = NB201Network(ARCHS[arch], num_classes=10)
-    else:
-        model = build_tr_net(ARCHS[arch], build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
-    figures = _run(benchmark, model, device, "step", f"{device.type}/step/{arch}",
-                   "original" if method == "original" else "tr")
-    if method == "trnet55":  # the frozen prefix has no trainable parameter
-        assert figures["trainable_params"] < figures["params"]
+    _run(benchmark, device, "step", "original" if method == "original" else "tr", arch)
 
 
 @pytest.mark.parametrize("method", ["supernet", "trsupernet55"])
 @pytest.mark.parametrize("device", DEVICES)
 def test_bench_supernet_step(benchmark, device, method):
-    device = _device(device)
-    torch.manual_seed(0)
-    if method == "supernet":
-        model = NB201Supernet(num_classes=10)
-    else:
-        model = build_tr_supernet(build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
-    _run(benchmark, model, device, "supernet", f"{device.type}/supernet",
-         "original" if method == "supernet" else "tr")
+    _run(benchmark, device, "supernet", "original" if method == "supernet" else "tr")

@@ -1,0 +1,358 @@
+"""The CKA experiment of the paper's Figs. 1 and 2, end to end (issue 7, item 2).
+
+Paper Sec. 3.1, Case 1: train a ResNet-32, train many NB201 architectures, and compare each
+architecture's search cells with the ResNet's blocks by linear CKA on the same images; Fig. 1
+shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS supernet.
+:func:`run_cka` does both on any backbone checkpoint and dataset:
+
+* **Backbone**: a harness checkpoint (:func:`harness.networks.checkpoint.load_backbone`); its
+  features are the outputs of its residual blocks (columns, ``block`` 1..K).
+* **NB201 networks**: trained here with the harness loop and the NB201 "Original" recipe (epochs
+  from ``train_cfg``), or loaded from a network checkpoint written by :func:`save_network`. Their
+  features are the outputs of the 3N search cells (rows, ``cell`` 1..3N; reduction blocks are not
+  search cells, as in Fig. 1's 15 rows).
+* **Supernet** (``supernet=True``): the NB201 DARTS supernet trained with *first-order DARTS*
+  (alternating one Adam step on alpha, on a batch of the validation split, and one SGD step on the
+  weights, on a batch of the training split; DARTS's NB201 hyperparameters in
+  ``SUPERNET_RECIPE``). Its cells are compared through the same space-agnostic path
+  (:func:`harness.analysis.features.cka_against_reference` takes any modules).
+* **Evaluation set**: the first ``n_eval`` images of the validation split (the test split when the
+  dataset has none), normalised, no augmentation, fixed for every network; CKA is the minibatch
+  (unbiased HSIC) estimator of Nguyen et al. (2021) over batches of ``batch_size``.
+
+Outputs in ``out_dir`` (each written atomically): ``cka.parquet`` in long form, one row per
+(network, cell, block) with provenance; ``cka_grid.png`` (one panel per network plus the mean);
+``cka_mean.png`` (the mean alone). The mean is over the NB201 architectures only (the supernet is
+its own panel), NaN-aware: a cell without variance (an architecture whose cell output is always
+zero) is NaN and left out of that square's mean.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from harness import HarnessError
+from harness.analysis.features import cka_against_reference
+from harness.data.augment import batches, steps_per_epoch
+from harness.data.datasets import Dataset, Split
+from harness.networks.checkpoint import load_backbone
+from harness.networks.nb201 import NB201Network, search_cell_position
+from harness.networks.supernet import NB201Supernet
+from harness.results.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
+from harness.results.store import write_atomic, write_parquet
+from harness.runinfo import run_record
+from harness.spaces import nb201 as space
+from harness.train.loop import TrainingDiverged, evaluate, train
+from harness.train.recipe import ORIGINAL, TrainConfig
+
+NETWORK_FORMAT = "harness-nb201-v1"
+SUPERNET = "supernet"
+PARQUET, GRID_PNG, MEAN_PNG = "cka.parquet", "cka_grid.png", "cka_mean.png"
+
+#: First-order DARTS on NB201 (Liu et al. 2019; NB201's DARTS-V1 settings): weights by SGD with a
+#: cosine schedule and gradient clipping, alpha by Adam. Epochs and batch size come from train_cfg.
+SUPERNET_RECIPE = {"w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9, "w_weight_decay": 3e-4,
+                   "grad_clip": 5.0, "a_lr": 3e-4, "a_betas": (0.5, 0.999), "a_weight_decay": 1e-3}
+
+ArchSpec = Union[str, int, Path, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class CkaResult:
+    """One CKA run: a (cells x blocks) matrix per network, in ``names`` order, and their mean."""
+
+    matrices: list[np.ndarray]
+    mean: np.ndarray
+    names: list[str]          # "net-1", "net-2", ..., and "supernet"
+    archs: list[str]          # NB201 string per network (the supernet's: its genotype)
+    parquet_path: Path
+    png_paths: list[Path]     # [cka_grid.png, cka_mean.png]
+
+
+# --- NB201 network checkpoints (so trained networks can be reused by later CKA runs) -----------
+
+def save_network(path: "str | Path", model: NB201Network, meta: "dict | None" = None) -> Path:
+    """Write a trained :class:`NB201Network` atomically; ``meta`` must be JSON-serialisable."""
+    meta = dict(meta or {})
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"network checkpoint meta for {path}: must be JSON-serialisable ({exc})") from None
+    payload = {"format": NETWORK_FORMAT, "arch": model.arch_str, "num_classes": model.num_classes,
+               "C": model.C, "N": model.N, "meta": meta,
+               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_network(path: "str | Path") -> tuple[NB201Network, dict]:
+    """Read a checkpoint of :func:`save_network` -> (network on the CPU, eval mode; meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"network checkpoint {path}: no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the weights-only unpickler raises many kinds
+        raise HarnessError(f"network checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != NETWORK_FORMAT:
+        raise HarnessError(f"network checkpoint {path}: not an NB201 network checkpoint (format {NETWORK_FORMAT!r})")
+    model = NB201Network(payload["arch"], num_classes=payload["num_classes"], C=payload["C"], N=payload["N"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"network checkpoint {path}: weights do not fit {payload['arch']} ({first})") from None
+    model.eval()
+    return model, dict(payload.get("meta") or {})
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+def resolve_archs(archs, seed: int = 0) -> list[Union[tuple[str, ...], Path]]:
+    """``archs`` -> op tuples (to train) or checkpoint paths (to load).
+
+    An int N draws N architectures uniformly from NB201 with ``seed``; a list holds NB201 strings,
+    benchmark indices (ints or digit strings), op tuples, or paths to network checkpoints.
+    """
+    if isinstance(archs, (int, np.integer)) and not isinstance(archs, bool):
+        if archs < 1:
+            raise HarnessError(f"archs: need at least 1 random architecture, got {archs}")
+        rng = np.random.default_rng(seed)
+        return [space.random_ops(rng) for _ in range(int(archs))]
+    if isinstance(archs, (str, Path)) or not isinstance(archs, Sequence) or len(archs) == 0:
+        raise HarnessError(f"archs: expected a number of random architectures or a non-empty list, got {archs!r}")
+    resolved = []
+    for item in archs:
+        if isinstance(item, str) and item.strip().isdigit():
+            item = int(item)
+        if isinstance(item, Path) or (isinstance(item, str) and not item.startswith("|")):
+            if not Path(item).is_file():
+                raise HarnessError(f"archs: {str(item)!r} is neither an NB201 string nor an existing network checkpoint")
+            resolved.append(Path(item))
+        else:
+            resolved.append(space.to_ops(item))
+    return resolved
+
+
+def eval_images(data: Dataset, n_eval: int) -> tuple[torch.Tensor, str]:
+    """The fixed evaluation set: first ``n_eval`` images of valid (else test), normalised, no augmentation."""
+    split, name = (data.valid, "valid") if data.valid is not None else (data.test, "test")
+    n = min(n_eval, len(split))
+    if n < 4:
+        raise HarnessError(f"CKA: the {name} split has {len(split)} images; the unbiased estimator needs at least 4")
+    part = Split(split.x[:n], split.y[:n])
+    x = torch.cat([b for b, _ in batches(part, 1024, train=False, mean=data.mean, std=data.std)])
+    return x, name
+
+
+def eval_batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Consecutive chunks of ``batch_size``; a last chunk under 4 images (too few for unbiased
+    HSIC) joins the one before it."""
+    chunks = list(x.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 4:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise HarnessError(f"{name}: must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+# --- networks ----------------------------------------------------------------------------------
+
+def search_cells(model) -> list[torch.nn.Module]:
+    """The 3N search cells of an NB201 network or supernet, in depth order (reductions skipped)."""
+    return [model.cells[search_cell_position(i, model.N)] for i in range(1, 3 * model.N + 1)]
+
+
+def train_supernet(data: Dataset, cfg: TrainConfig, *, seed: int, progress: bool = False) -> tuple[NB201Supernet, dict]:
+    """First-order DARTS on the NB201 supernet for ``cfg.epochs`` (see ``SUPERNET_RECIPE``).
+
+    Per training batch: one Adam step on alpha with the loss on a batch of the validation split
+    (the training split when the dataset has none), then one SGD step on the weights. Returns the
+    supernet and a summary (genotype, accuracies, which split trained alpha).
+    """
+    r = SUPERNET_RECIPE
+    device = data.train.x.device
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = NB201Supernet(data.num_classes).to(device)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=r["w_lr"], momentum=r["w_momentum"],
+                            weight_decay=r["w_weight_decay"])
+    a_opt = torch.optim.Adam([model.arch_parameters], lr=r["a_lr"], betas=r["a_betas"],
+                             weight_decay=r["a_weight_decay"])
+    arch_split, arch_name = (data.valid, "valid") if data.valid is not None else (data.train, "train")
+
+    def arch_stream():
+        while True:  # the alpha split is re-shuffled whenever it runs out
+            yield from batches(arch_split, cfg.batch_size, train=True, mean=data.mean, std=data.std,
+                               pad=data.pad, generator=gen)
+
+    arch_batches = arch_stream()
+    bar = tqdm(total=cfg.epochs * steps_per_epoch(len(data.train), cfg.batch_size), desc="supernet (DARTS-1st)",
+               disable=not progress, leave=False)
+    model.train()
+    loss_sum, seen = 0.0, 0
+    for epoch in range(cfg.epochs):
+        for group in w_opt.param_groups:  # cosine per epoch, as DARTS
+            group["lr"] = r["w_lr_min"] + (r["w_lr"] - r["w_lr_min"]) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+        loss_sum, seen = 0.0, 0
+        for step, (x, y) in enumerate(batches(data.train, cfg.batch_size, train=True, mean=data.mean,
+                                              std=data.std, pad=data.pad, generator=gen)):
+            xa, ya = next(arch_batches)
+            a_opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xa), ya).backward()
+            a_opt.step()
+            w_opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"supernet: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.weight_parameters(), r["grad_clip"])
+            w_opt.step()
+            loss_sum, seen = loss_sum + loss.item() * len(y), seen + len(y)
+            bar.update(1)
+    bar.close()
+    model.eval()
+    return model, {"arch": model.genotype(), "train_loss": loss_sum / max(seen, 1), "alpha_split": arch_name,
+                   "val_acc": evaluate(model, data.valid, data), "test_acc": evaluate(model, data.test, data)}
+
+
+def _train_nb201(ops, data: Dataset, cfg: TrainConfig, seed: int, label: str, progress: bool) -> tuple[NB201Network, dict]:
+    torch.manual_seed(seed)  # initial weights are part of what the seed reproduces, as train_candidate
+    model = NB201Network(ops, num_classes=data.num_classes)
+    r = train(model, data, cfg, seed=seed, label=label, progress=progress)
+    model.eval()
+    return model, {"val_acc": r.val_acc, "test_acc": r.test_acc, "train_loss": r.train_loss}
+
+
+def _prepare_networks(specs, data: Dataset, cfg: TrainConfig, seed: int, progress: bool,
+                      keep_dir: Optional[Path]) -> list[dict]:
+    device = data.train.x.device
+    loaded = {k: load_network(spec) for k, spec in enumerate(specs, start=1) if isinstance(spec, Path)}
+    for k, (model, _) in loaded.items():  # every checkpoint is checked before anything trains
+        if model.num_classes != data.num_classes:
+            raise HarnessError(f"network checkpoint {specs[k - 1]}: {model.num_classes} classes, "
+                               f"dataset {data.name} has {data.num_classes}")
+    nets = []
+    for k, spec in enumerate(specs, start=1):
+        name = f"net-{k}"
+        if k in loaded:
+            model, meta = loaded[k]
+            info = {"source": str(spec), "train_seed": meta.get("train_seed"), "val_acc": meta.get("val_acc"),
+                    "test_acc": meta.get("test_acc"), "train_loss": meta.get("train_loss")}
+            model = model.to(device)
+        else:
+            model, info = _train_nb201(spec, data, cfg, seed + k - 1, f"{name} {space.to_str(spec)}", progress)
+            info = {"source": "trained", "train_seed": seed + k - 1, **info}
+            if keep_dir is not None:
+                save_network(keep_dir / f"{name}.pt", model, {**info, "dataset": data.name, "config": cfg.as_dict()})
+        nets.append({"name": name, "kind": "nb201", "arch": model.arch_str, "model": model,
+                     "modules": search_cells(model), **info})
+    return nets
+
+
+# --- the experiment ----------------------------------------------------------------------------
+
+def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str | Path",
+            n_eval: int = 500, batch_size: int = 250, train_cfg: TrainConfig = ORIGINAL, seed: int = 0,
+            supernet: bool = False, keep_networks: bool = False, progress: bool = True) -> CkaResult:
+    """CKA between a backbone's blocks and the search cells of NB201 networks (and a supernet).
+
+    ``archs``: an int N (N random architectures, drawn with ``seed``), a list (see
+    :func:`resolve_archs`), or None together with ``supernet=True`` (the supernet alone).
+    Network k is trained with seed ``seed + k - 1``; ``keep_networks`` saves each trained one to
+    ``out_dir/networks/net-k.pt`` (reusable in ``archs``). See the module docstring for outputs.
+    """
+    if not isinstance(train_cfg, TrainConfig):
+        raise HarnessError(f"train_cfg: expected a TrainConfig, got {type(train_cfg).__name__}")
+    n_eval = _check_int(n_eval, "n_eval", 4)
+    batch_size = _check_int(batch_size, "batch_size", 4)
+    specs = [] if archs is None and supernet else resolve_archs(archs, seed)
+    backbone, backbone_meta = load_backbone(backbone_ckpt)  # fail on a bad checkpoint before training
+    out_dir = Path(out_dir)
+    device = data.train.x.device
+    backbone = backbone.to(device).eval()
+    x_eval, eval_split = eval_images(data, n_eval)
+
+    nets = _prepare_networks(specs, data, train_cfg, seed, progress, out_dir / "networks" if keep_networks else None)
+    if supernet:
+        model, info = train_supernet(data, train_cfg, seed=seed, progress=progress)
+        nets.append({"name": SUPERNET, "kind": "supernet", "model": model, "modules": search_cells(model),
+                     "source": "trained", "train_seed": seed, **info})
+
+    matrices = cka_against_reference(backbone, list(backbone.blocks),
+                                     [(n["model"], n["modules"]) for n in nets], eval_batches(x_eval, batch_size))
+    archs_only = [m for m, n in zip(matrices, nets) if n["kind"] == "nb201"]
+    mean = mean_matrix(archs_only or matrices)
+
+    config = {"train": train_cfg.as_dict(), "n_eval": len(x_eval), "eval_split": eval_split,
+              "eval_batch_size": batch_size, "supernet_recipe": SUPERNET_RECIPE if supernet else None}
+    common = {"backbone": str(backbone_ckpt), "backbone_name": backbone_meta.get("architecture"),
+              "backbone_meta": json.dumps(backbone_meta, sort_keys=True), "dataset": data.name,
+              "data_source": data.source, "eval_split": eval_split, "n_eval": len(x_eval),
+              "epochs": train_cfg.epochs, "config": json.dumps(config, sort_keys=True),
+              **run_record(seed=seed, device=str(device))}
+    rows = []
+    for net, m in zip(nets, matrices):
+        per_net = {k: net[k] for k in ("name", "kind", "arch", "source", "train_seed", "val_acc", "test_acc")}
+        per_net["network"] = per_net.pop("name")
+        for c in range(m.shape[0]):
+            for b in range(m.shape[1]):
+                rows.append({**per_net, "cell": c + 1, "block": b + 1, "cka": float(m[c, b]), **common})
+    front = ["network", "kind", "arch", "cell", "block", "cka"]
+    df = pd.DataFrame(rows)
+    df = df[front + [c for c in df.columns if c not in front]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet = write_parquet(df, out_dir / PARQUET)
+
+    names = [n["name"] for n in nets]
+    backbone_label = backbone_meta.get("architecture") or "backbone"
+    titles = [_panel_title(n) for n in nets]
+    mean_title = f"mean of {len(archs_only)} NB201 networks" if archs_only else "mean"
+    labels = {"row_label": "NB201 cell", "col_label": f"{backbone_label} block"}
+    grid = plot_cka_grid(matrices + [mean], out_dir / GRID_PNG, titles=titles + [mean_title], add_mean=False,
+                         suptitle=f"CKA, {backbone_label} blocks vs NB201 cells ({data.name}, {len(x_eval)} "
+                                  f"{eval_split} images)", **labels)
+    mean_png = plot_cka_heatmap(mean, out_dir / MEAN_PNG, title=f"CKA: {mean_title} vs {backbone_label}", **labels)
+    return CkaResult(matrices=list(matrices), mean=mean, names=names, archs=[n["arch"] for n in nets],
+                     parquet_path=parquet, png_paths=[grid, mean_png])
+
+
+def _panel_title(net: dict) -> str:
+    acc = net.get("test_acc")
+    acc = f", test {acc:.1f}%" if isinstance(acc, (int, float)) and acc == acc else ""
+    return f"{net['name']}{acc}"
+
+
+def load_cka(path: "str | Path") -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """Read a ``cka.parquet`` of :func:`run_cka` -> (network names, matrices, mean over the NB201
+    networks -- or over all networks when there are only supernets)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"CKA table {path}: no such file")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several kinds for a non-Parquet file
+        raise HarnessError(f"CKA table {path}: not a readable Parquet file ({type(exc).__name__})") from None
+    missing = {"network", "kind", "cell", "block", "cka"} - set(df.columns)
+    if missing or df.empty:
+        raise HarnessError(f"CKA table {path}: not a harness CKA table (missing columns {sorted(missing)} or no rows)")
+    names, matrices, kinds = [], [], []
+    for name, part in df.groupby("network", sort=False):
+        table = part.pivot(index="cell", columns="block", values="cka").sort_index().sort_index(axis=1)
+        names.append(str(name))
+        matrices.append(table.to_numpy(dtype=np.float64))
+        kinds.append(part["kind"].iloc[0])
+    archs_only = [m for m, k in zip(matrices, kinds) if k == "nb201"]
+    return names, matrices, mean_matrix(archs_only or matrices)
