@@ -30,6 +30,29 @@ bench-nb201: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
 		benchmarks/nb201-rea-trnet.toml $(BENCH_ARGS)
 
+BENCH_JSON := .benchmarks/ci.json
+BASELINE   := results/baselines/ci-cpu.json
+
+# Memory/speed regression guards (issue 6), < 3 min on 2 cores: fails when a memory figure grows
+# > 1% or a Tr/Original step-time ratio gets > 15% worse than $(BASELINE). The guard runs (and
+# prints what moved) even when a benchmark test failed.
+bench-ci: $(STAMP)
+	@mkdir -p .benchmarks
+	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider; \
+	tests=$$?; $(PY) -m harness.guards check --current $(BENCH_JSON) --baseline $(BASELINE); \
+	guard=$$?; [ $$tests -eq 0 ] && [ $$guard -eq 0 ]
+
+# Rewrite the committed baseline on purpose (see README "Regression guards" for when).
+bench-baseline: $(STAMP)
+	@mkdir -p .benchmarks
+	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider
+	$(PY) -m harness.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
+
+# Images/s of one batch-256 training step, Original vs Tr-Net-5-5 -> results/bench-train.{json,md}.
+# Run it on a quiet machine (uptime load < 1): it uses every core.
+bench-train: $(STAMP)
+	HARNESS_BENCH_TRAIN=1 $(PY) -m pytest -q tests/benchmarks/test_bench_train.py --benchmark-enable -p no:cacheprovider
+
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256 (issue 3); writes results/memory-nb201.*
 bench-memory: $(STAMP)
 	$(PY) scripts/bench_memory.py

@@ -7,8 +7,9 @@ compact summary (the committed baseline format) and compares a run against a bas
 
 * memory figures are exact: every change is reported, growth beyond 1% fails -- a splice whose
   frozen prefix keeps its activations (paper Sec. 3.2, Table 2) fails on ``saved_bytes``;
-* times are noisy and machines differ, so the guard compares the Tr/Original ratio of medians
-  measured in the SAME run; it fails when it gets worse (larger) by more than 15%;
+* times are noisy and machines differ, so the guard compares each pair's Tr/Original step-time
+  ratio measured in the SAME run (with interleaved rounds, :func:`bench_step`); it fails when the
+  ratio gets worse (larger) by more than 15%;
 * absolute medians only with ``--absolute`` (a baseline from the same machine); pytest-benchmark's
   own ``--benchmark-compare-fail=median:15%`` does the same against its saved runs.
 
@@ -184,8 +185,10 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
             raise HarnessError(f"{source}: a benchmark entry lacks name or stats.median") from None
         if name in out:
             raise HarnessError(f"{source}: benchmark name {name!r} appears twice")
-        entry: dict[str, Any] = {"median_s": median,
-                                 "figures": {k: extra[k] for k in MEMORY_FIGURES if k in extra}}
+        figures = {k: extra[k] for k in MEMORY_FIGURES if k in extra}
+        if not all(_is_number(v) for v in figures.values()):
+            raise HarnessError(f"{source}: {name}: memory figures must be numbers, got {figures}")
+        entry: dict[str, Any] = {"median_s": median, "figures": figures}
         if "pair" in extra:
             if extra.get("role") not in ROLES:
                 raise HarnessError(f"{source}: {name}: extra_info role {extra.get('role')!r}, expected one of {ROLES}")
@@ -195,8 +198,16 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
         out[name] = entry
     machine = run.get("machine_info") or {}
     return {"format": FORMAT, "machine": (machine.get("cpu") or {}).get("brand_raw") or machine.get("machine"),
-            "commit": (run.get("commit_info") or {}).get("id"), "datetime": run.get("datetime"),
+            "commit": _commit(run.get("commit_info") or {}), "datetime": run.get("datetime"),
             "benchmarks": out, "ratios": pair_ratios(out, source)}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _commit(info: dict) -> "str | None":
+    return None if not info.get("id") else info["id"] + ("-dirty" if info.get("dirty") else "")
 
 
 def pair_ratios(benchmarks: dict[str, dict], source: str = "benchmark JSON") -> dict[str, float]:
@@ -224,11 +235,12 @@ def load_baseline(path: "str | Path") -> dict:
         raise HarnessError(f"baseline {str(path)!r}: not a {FORMAT} file (make one with "
                            "'python -m harness.guards baseline')")
     benches, ratios = doc.get("benchmarks"), doc.get("ratios", {})
-    ok = isinstance(benches, dict) and isinstance(ratios, dict) and all(
-        isinstance(b, dict) and isinstance(b.get("median_s"), (int, float)) and isinstance(b.get("figures"), dict)
-        for b in benches.values())
+    ok = isinstance(benches, dict) and isinstance(ratios, dict) and all(map(_is_number, ratios.values())) and all(
+        isinstance(b, dict) and _is_number(b.get("median_s")) and isinstance(b.get("figures"), dict)
+        and all(map(_is_number, b["figures"].values())) for b in benches.values())
     if not ok:
-        raise HarnessError(f"baseline {str(path)!r}: malformed (each benchmark needs median_s and figures)")
+        raise HarnessError(f"baseline {str(path)!r}: malformed (each benchmark needs a numeric median_s and "
+                           "figures; ratios must be numbers)")
     return doc
 
 

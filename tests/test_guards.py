@@ -150,6 +150,7 @@ def test_cli_baseline_then_check(tmp_path, capsys):
     (json.dumps({"benchmarks": [{"name": "x"}]}), "lacks name or stats.median"),
     (json.dumps({"benchmarks": [_bench("x", 1.0), _bench("x", 2.0)]}), "appears twice"),
     (json.dumps({"benchmarks": [_bench("x", 1.0, "p", "sideways")]}), "role 'sideways'"),
+    (json.dumps({"benchmarks": [_bench("x", 1.0, saved_bytes="lots")]}), "must be numbers"),
 ])
 def test_bad_current_file_exits_2(tmp_path, capsys, content, message):
     base = tmp_path / "base.json"
@@ -162,7 +163,11 @@ def test_bad_current_file_exits_2(tmp_path, capsys, content, message):
     assert err.startswith("harness guards check: error: current run") and message in err
 
 
-@pytest.mark.parametrize("content", ['{"benchmarks": {}}', json.dumps({"format": FORMAT, "benchmarks": {"x": {}}})])
+@pytest.mark.parametrize("content", [
+    '{"benchmarks": {}}',
+    json.dumps({"format": FORMAT, "benchmarks": {"x": {}}}),
+    json.dumps({"format": FORMAT, "benchmarks": {}, "ratios": {"p": "fast"}}),
+])
 def test_bad_baseline_exits_2(tmp_path, capsys, content):
     cur, base = tmp_path / "cur.json", tmp_path / "base.json"
     cur.write_text(json.dumps(_run()))

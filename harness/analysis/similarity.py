@@ -17,8 +17,11 @@ shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS sup
   ``SUPERNET_RECIPE``). Its cells are compared through the same space-agnostic path
   (:func:`harness.analysis.features.cka_against_reference` takes any modules).
 * **Evaluation set**: the first ``n_eval`` images of the validation split (the test split when the
-  dataset has none), normalised, no augmentation, fixed for every network; CKA is the minibatch
-  (unbiased HSIC) estimator of Nguyen et al. (2021) over batches of ``batch_size``.
+  dataset has none; all of it when it is smaller, the count used is recorded), normalised, no
+  augmentation, fixed for every network; CKA is the minibatch (unbiased HSIC) estimator of Nguyen
+  et al. (2021) over batches of ``batch_size``. Neither the backbone (pre-trained on the train
+  split) nor the NB201 networks trained on these images; the supernet's alpha did (DARTS uses the
+  validation split for alpha), which CKA, comparing representations and not labels, tolerates.
 
 Outputs in ``out_dir`` (each written atomically): ``cka.parquet`` in long form, one row per
 (network, cell, block) with provenance; ``cka_grid.png`` (one panel per network plus the mean);
@@ -104,6 +107,9 @@ def load_network(path: "str | Path") -> tuple[NB201Network, dict]:
         raise HarnessError(f"network checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != NETWORK_FORMAT:
         raise HarnessError(f"network checkpoint {path}: not an NB201 network checkpoint (format {NETWORK_FORMAT!r})")
+    fields = ("arch", "num_classes", "C", "N", "state_dict")
+    if any(k not in payload for k in fields) or not isinstance(payload["state_dict"], dict):
+        raise HarnessError(f"network checkpoint {path}: incomplete (needs {', '.join(fields)})")
     model = NB201Network(payload["arch"], num_classes=payload["num_classes"], C=payload["C"], N=payload["N"])
     try:
         model.load_state_dict(payload["state_dict"])

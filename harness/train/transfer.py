@@ -125,7 +125,12 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
     if mean.shape != (n_cells, n_blocks):
         raise HarnessError(f"transfer depth: the CKA matrix is {mean.shape}, but NB201 has {n_cells} cells and "
                            f"{backbone_ckpt} has {n_blocks} blocks: expected ({n_cells}, {n_blocks})")
-    choice = choose_transfer_depth(mean, threshold, compatible=_compatible(cell_shapes, block_shapes))
+    try:
+        choice = choose_transfer_depth(mean, threshold, compatible=_compatible(cell_shapes, block_shapes))
+    except HarnessError as exc:
+        if cka is None and out_dir:  # the CKA run was expensive: say how to reuse it
+            raise HarnessError(f"{exc}; the CKA table is kept: reuse it with cka={source['transfer_source']}") from None
+        raise
     build_tr_net(_SHAPE_ARCH, backbone, choice.i, choice.j, num_classes=data.num_classes,
                  input_size=input_size)  # the splice itself must accept it; raises otherwise
     return choice.i, choice.j, {"transfer": "auto", **choice.as_record(), **source}
