@@ -21,7 +21,7 @@ from torch import nn
 from harness import HarnessError
 from harness.networks.nb201 import NB201Network, search_cell_position
 from harness.networks.resnet import CifarResNet, build_backbone
-from harness.networks.supernet import ArchitectureWeights, NB201Supernet, check_weights, run_body
+from harness.networks.supernet import ArchitectureState, ArchitectureWeights, NB201Supernet, run_body
 from harness.spaces.nb201 import Arch
 
 Backbone = Union[CifarResNet, str]
@@ -138,7 +138,7 @@ class TrNet(nn.Module):
         return f"i={self.i}, j={self.j}, arch={self.arch_str!r}"
 
 
-class TrSupernet(nn.Module):
+class TrSupernet(ArchitectureState, nn.Module):
     """Tr-Supernet-i-j: frozen backbone prefix + NB201 supernet body after cell ``i`` + head.
 
     ``arch`` (alpha, masks, projections) is the supernet's own object, shared and trainable.
@@ -154,30 +154,6 @@ class TrSupernet(nn.Module):
         self.suffix_cells = nn.ModuleList(supernet.cells[start:])
         self.lastact, self.global_pooling, self.classifier = supernet.lastact, supernet.global_pooling, supernet.classifier
         self.arch: ArchitectureWeights = supernet.arch
-
-    @property
-    def arch_parameters(self) -> nn.Parameter:
-        return self.arch.alpha
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.arch.mask
-
-    def project(self, edge, op) -> None:
-        self.arch.project(edge, op)
-
-    def mask_op(self, edge, op) -> None:
-        self.arch.mask_op(edge, op)
-
-    def genotype(self) -> str:
-        return self.arch.genotype()
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Trainable parameters except ``alpha``."""
-        return [p for p in trainable_parameters(self) if p is not self.arch.alpha]
-
-    def _weights(self, weights: "torch.Tensor | None") -> torch.Tensor:
-        return self.arch.weights() if weights is None else check_weights(weights)
 
     def forward(self, x: torch.Tensor, weights: "torch.Tensor | None" = None) -> torch.Tensor:
         feature = run_body(self.suffix_cells, self.prefix(x), self._weights(weights))

@@ -143,7 +143,38 @@ def check_weights(weights: torch.Tensor) -> torch.Tensor:
     return weights
 
 
-class NB201Supernet(nn.Module):
+class ArchitectureState:
+    """Methods over ``self.arch`` (alpha, masks, projections), shared by the supernet and every
+    Tr-Supernet built from it."""
+
+    arch: ArchitectureWeights
+
+    @property
+    def arch_parameters(self) -> nn.Parameter:
+        return self.arch.alpha
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.arch.mask
+
+    def project(self, edge: Edge, op: Op) -> None:
+        self.arch.project(edge, op)
+
+    def mask_op(self, edge: Edge, op: Op) -> None:
+        self.arch.mask_op(edge, op)
+
+    def genotype(self) -> str:
+        return self.arch.genotype()
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters except ``alpha`` (what the weight optimizer gets)."""
+        return [p for p in self.parameters() if p.requires_grad and p is not self.arch.alpha]
+
+    def _weights(self, weights: "torch.Tensor | None") -> torch.Tensor:
+        return self.arch.weights() if weights is None else check_weights(weights)
+
+
+class NB201Supernet(ArchitectureState, nn.Module):
     """DARTS supernet over the NB201 space; ``forward(x, weights=None)`` returns logits.
 
     ``weights=None`` uses :meth:`ArchitectureWeights.weights` (softmax, masks, projections);
@@ -166,32 +197,7 @@ class NB201Supernet(nn.Module):
         self.classifier = nn.Linear(C_last, num_classes)
         self.arch = ArchitectureWeights()
 
-    # -- architecture state (shared with a Tr-Supernet built from this supernet) --
-    @property
-    def arch_parameters(self) -> nn.Parameter:
-        return self.arch.alpha
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.arch.mask
-
-    def project(self, edge: Edge, op: Op) -> None:
-        self.arch.project(edge, op)
-
-    def mask_op(self, edge: Edge, op: Op) -> None:
-        self.arch.mask_op(edge, op)
-
-    def genotype(self) -> str:
-        return self.arch.genotype()
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter except ``alpha`` (what the weight optimizer gets)."""
-        return [p for p in self.parameters() if p is not self.arch.alpha]
-
     # -- forward --
-    def _weights(self, weights: "torch.Tensor | None") -> torch.Tensor:
-        return self.arch.weights() if weights is None else check_weights(weights)
-
     def forward(self, x: torch.Tensor, weights: "torch.Tensor | None" = None) -> torch.Tensor:
         return self.head(run_body(self.cells, self.stem(x), self._weights(weights)))
 

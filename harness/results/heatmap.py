@@ -6,7 +6,7 @@ so the leading diagonal runs up and to the right. Values are written in the squa
 matrix is small enough to read them. NaN (a layer without variance) is drawn grey.
 
 Uses matplotlib's object API on the Agg canvas (no pyplot global state), and writes the PNG
-atomically through :func:`harness.results.store.write_atomic`.
+atomically through :func:`harness.results.store.write_png`.
 """
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from typing import Optional, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from harness import HarnessError
-from harness.results.store import write_atomic
+from harness.results.store import write_png
 
 #: Write values into the squares only up to this many rows/columns (beyond, text is unreadable).
 ANNOTATE_MAX_SIDE = 20
@@ -71,13 +70,6 @@ def _draw(ax, m: np.ndarray, *, row_label: str, col_label: str, title: Optional[
     return image
 
 
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise HarnessError(f"heatmap: output path must end in .png, got {str(path)!r}")
-    FigureCanvasAgg(fig)
-    # The temp file has no .png suffix, so name the format explicitly.
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
 
 
 def plot_cka_heatmap(matrix, path, *, row_label: str = "cell", col_label: str = "block",
@@ -94,7 +86,7 @@ def plot_cka_heatmap(matrix, path, *, row_label: str = "cell", col_label: str = 
     ax = fig.add_subplot()
     image = _draw(ax, m, row_label=row_label, col_label=col_label, title=title, annotate=annotate, mark=mark)
     fig.colorbar(image, ax=ax, label="CKA")
-    return _save(fig, path)
+    return write_png(fig, path, dpi=150)
 
 
 def mean_matrix(matrices: Sequence) -> np.ndarray:
@@ -147,4 +139,4 @@ def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] =
     fig.colorbar(image, ax=axes.ravel().tolist(), label="CKA", shrink=0.8)
     if suptitle:
         fig.suptitle(suptitle)
-    return _save(fig, path)
+    return write_png(fig, path, dpi=150)

@@ -1,7 +1,7 @@
 """Result plots: anytime search curves (paper Fig. 4 bottom) and memory / time bars (Fig. 4 top).
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot global state) and written
-atomically through :func:`harness.results.store.write_atomic`. Bands and error bars are
+atomically through :func:`harness.results.store.write_png`. Bands and error bars are
 mean ± population std (ddof 0) over seeds or runs, as in the leaderboard.
 """
 from __future__ import annotations
@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness import HarnessError
 from harness.results.leaderboard import SAMPLER_ORDER, _col, _order, read_results, search_results
-from harness.results.store import write_atomic
+from harness.results.store import write_png
 from harness.tabular.nb201 import DATASETS
 
 ANYTIME = "rea_anytime.png"
@@ -27,13 +26,6 @@ def _pstd(values: pd.Series) -> float:
     return values.std(ddof=0)
 
 
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise HarnessError(f"plot: output path must end in .png, got {str(path)!r}")
-    FigureCanvasAgg(fig)
-    # The temp file has no .png suffix, so name the format explicitly.
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
 
 
 def _need(df: "pd.DataFrame | None", cols, what: str) -> pd.DataFrame:
@@ -103,7 +95,7 @@ def plot_anytime(runs_df: pd.DataFrame, path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("200-epoch test acc. of best-by-proxy (%)")
-    return _save(fig, path)
+    return write_png(fig, path, dpi=120)
 
 
 def _bars(ax, labels, means, stds, ylabel: str, title: str) -> None:
@@ -159,7 +151,7 @@ def plot_memory(df: pd.DataFrame, path) -> Path:
     for ax, (c, title) in zip(axes, panels):
         _bars(ax, labels, g[f"{c}_mean"].to_numpy() / 1e6, g[f"{c}_std"].to_numpy() / 1e6, "MB", title)
     _bars(axes[-1], labels, g["wall_s_mean"].to_numpy(), g["wall_s_std"].to_numpy(), "seconds", wall_title)
-    return _save(fig, path)
+    return write_png(fig, path, dpi=120)
 
 
 def write_plots(results_dir: "str | Path") -> list[Path]:

@@ -59,3 +59,17 @@ def append_parquet(rows: "pd.DataFrame | list[dict]", path: "str | Path") -> Pat
             old = pd.read_parquet(path)
             new = pd.concat([old, new], ignore_index=True) if len(old) else new
         return write_parquet(new, path)
+
+
+def write_png(fig, path: "str | Path", dpi: int = 120) -> Path:
+    """Render a matplotlib ``Figure`` (Agg, no pyplot) to ``path`` atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from harness import HarnessError
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise HarnessError(f"plot: output path must end in .png, got {str(path)!r}")
+    FigureCanvasAgg(fig)
+    # The temp file has no .png suffix, so name the format explicitly.
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
