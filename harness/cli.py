@@ -85,8 +85,21 @@ def cmd_train(args: argparse.Namespace) -> None:
                                             cutout=args.cutout, amp=args.amp or None,
                                             channels_last=args.channels_last or None)
     data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
-    row = train_candidate(args.arch, args.method, data, cfg=cfg, backbone=args.backbone, seed=args.seed,
-                          progress=not args.quiet)
+    if args.transfer == "auto":
+        from harness.train.recipe import ORIGINAL, TR_NET
+        from harness.train.transfer import train_auto_transfer
+
+        if not args.backbone:
+            raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
+        cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
+                           cutout=args.cutout, amp=args.amp or None, channels_last=args.channels_last or None)
+        row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
+                                  cka=args.cka, n_archs=args.cka_archs, cka_cfg=ORIGINAL.with_(epochs=args.cka_epochs),
+                                  cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
+        print(f"transfer auto: chose {row['method']} (CKA {row['transfer_cka']:.3f} >= {args.transfer_threshold})")
+    else:
+        row = train_candidate(args.arch, args.method, data, cfg=cfg, backbone=args.backbone, seed=args.seed,
+                              progress=not args.quiet)
     out = append_parquet([row], Path(args.results) / "train.parquet")
     mem = (f"peak CUDA {row['peak_cuda_bytes'] / 2**20:.1f} MiB" if row["peak_cuda_bytes"] is not None
            else f"peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB")
@@ -112,6 +125,28 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     val = "n/a" if meta["val_acc"] is None else f"{meta['val_acc']:.2f}%"
     print(f"{args.backbone} on {data.name} ({meta['n_train']} train images, {cfg.epochs} epochs, "
           f"{meta['wall_s']:.1f} s): val {val} test {meta['test_acc']:.2f}%\nwrote {out}")
+
+
+def cmd_cka(args: argparse.Namespace) -> None:
+    """CKA of backbone blocks vs NB201 cells (paper Figs. 1/2): Parquet + heatmaps under results/cka."""
+    from harness.analysis.similarity import run_cka
+    from harness.data.datasets import load_dataset
+    from harness.runinfo import default_device
+    from harness.train.recipe import ORIGINAL
+
+    archs = None if not args.archs else (
+        int(args.archs[0]) if len(args.archs) == 1 and args.archs[0].isdigit() else args.archs)
+    cfg = ORIGINAL.with_(epochs=args.epochs, batch_size=args.batch_size)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(),
+                        limit=args.limit)
+    out = Path(args.out) if args.out else Path(args.results) / "cka"
+    r = run_cka(args.backbone, archs, data, out_dir=out, n_eval=args.n_eval, batch_size=args.eval_batch_size,
+                train_cfg=cfg, seed=args.seed, supernet=args.supernet, keep_networks=args.keep_networks,
+                progress=not args.quiet)
+    for name, arch in zip(r.names, r.archs):
+        print(f"{name}: {arch}")
+    print("mean CKA on the diagonal: " + " ".join(f"{r.mean[k, k]:.2f}" for k in range(min(r.mean.shape))))
+    print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, r.png_paths)))
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
@@ -174,8 +209,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutout", type=int, help="Cutout length (default 0 = off)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA only)")
+    p.add_argument("--transfer", choices=["auto"], help="auto: choose i, j from CKA (overrides --method)")
+    p.add_argument("--transfer-threshold", type=float, default=0.9, help="CKA every pair on the path must reach")
+    p.add_argument("--cka", help="an existing cka.parquet to choose from (default: run a small CKA first)")
+    p.add_argument("--cka-archs", type=int, default=3, help="architectures in that small CKA (default 3)")
+    p.add_argument("--cka-epochs", type=int, default=12, help="their training epochs (default 12)")
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("cka", parents=[common], help="CKA of backbone blocks vs NB201 cells (paper Figs. 1/2)")
+    p.add_argument("--backbone", required=True, help="backbone checkpoint (harness pretrain)")
+    p.add_argument("--archs", nargs="*", default=["3"],
+                   help="one integer N = N random archs (default 3), or NB201 strings / network .pt files; "
+                        "empty with --supernet = the supernet alone")
+    p.add_argument("--supernet", action="store_true", help="also train an NB201 supernet (first-order DARTS)")
+    p.add_argument("--n-eval", type=int, default=500, help="evaluation images (default 500)")
+    p.add_argument("--eval-batch-size", type=int, default=250, help="minibatch CKA batch size (default 250)")
+    p.add_argument("--keep-networks", action="store_true", help="save the trained networks next to the results")
+    p.add_argument("--out", help="output folder (default <results>/cka)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_cka)
 
     p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)")
     p.add_argument("backbone", help="resnet20, resnet32, resnet56 or resnet20-wide")

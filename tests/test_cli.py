@@ -1,0 +1,69 @@
+"""Every subcommand run as a user would, in a subprocess, on tiny settings."""
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+TINY = ["--limit", "128", "--batch-size", "64", "--quiet"]
+
+
+def harness(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    r = harness("pretrain", "resnet32", "--epochs", "1", *TINY, cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert (d / "results/checkpoints/resnet32-cifar10-valid.pt").exists()
+    return d
+
+
+def test_train_original_and_trnet_append_rows(workdir):
+    ckpt = "results/checkpoints/resnet32-cifar10-valid.pt"
+    r1 = harness("train", "--arch", "1", "--epochs", "1", *TINY, cwd=workdir)
+    r2 = harness("train", "--arch", "1", "--method", "tr-net-5-5", "--backbone", ckpt, "--epochs", "1",
+                 "--warmup", "1", *TINY, cwd=workdir)
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    assert "saved for backward" in r2.stdout
+    df = pd.read_parquet(workdir / "results/train.parquet")
+    assert df["method"].tolist()[-2:] == ["original", "tr-net-5-5"]
+
+
+def test_cka_then_transfer_auto(workdir):
+    ckpt = "results/checkpoints/resnet32-cifar10-valid.pt"
+    r = harness("cka", "--backbone", ckpt, "--archs", "2", "--epochs", "1", "--n-eval", "100",
+                "--eval-batch-size", "50", *TINY, cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert (workdir / "results/cka/cka_grid.png").stat().st_size > 10_000
+    r = harness("train", "--arch", "1", "--transfer", "auto", "--transfer-threshold", "0.05", "--cka",
+                "results/cka/cka.parquet", "--backbone", ckpt, "--epochs", "1", "--warmup", "1", *TINY, cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert "transfer auto: chose tr-net-" in r.stdout
+    assert "transfer_i" in pd.read_parquet(workdir / "results/train.parquet").columns
+
+
+def test_leaderboard_rebuilds_from_parquet(workdir):
+    r = harness("leaderboard", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert (workdir / "results/leaderboard.md").exists()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["train", "--arch", "|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'bad'"),
+    (["train", "--arch", "99999"], "out of range"),
+    (["train", "--arch", "1", "--method", "tr-net-5-5"], "harness pretrain resnet32"),
+    (["train", "--arch", "1", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["pretrain", "resnet99"], "resnet99"),
+    (["cka", "--backbone", "/nonexistent.pt"], "/nonexistent.pt"),
+    (["data", "download", "mnist", "--root", "d"], "mnist"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, args, msg):
+    r = harness(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "results").exists()
