@@ -10,7 +10,7 @@ from harness.data import DATASETS, load_dataset
 from harness.data.datasets import CIFAR10_MEAN, IMAGENET16_STD, split_indices
 from harness.data.sources import EMBEDDED_NPZ, read_embedded
 
-# sha256 of the arrays in ../shared/data/cifar10_5k.npz (computed once from the shared file)
+# sha256 of the arrays of the original cifar10_5k.npz (computed once from the source file)
 X_TRAIN_SHA = "bac45b45504ed1289a3f437be4bfbefece248abbc094a428a0b4dfab00e776ae"
 X_TEST_SHA = "da362006b99671213d1a5d856cab2bedf64d40bad4501630ee60f4ceb2d3ec7f"
 

@@ -19,7 +19,7 @@ def table():
 
 
 def test_spot_values_are_bit_exact_csv_floats(table):
-    # Literal values from ../shared/data CSV rows 0, 1234, 15624 (17 significant digits).
+    # Literal values from the source CSV rows 0, 1234, 15624 (17 significant digits).
     assert table.query(0, "cifar10", "val_acc", 12) == 63.363999980468748
     assert table.query(0, "cifar10", "test_acc", 200) == 85.863333333333344
     assert table.query(INDEX1234, "ImageNet16-120", "val_acc", 12) == 0.83333333142598465
