@@ -8,7 +8,7 @@ shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS sup
 * **Backbone**: a harness checkpoint (:func:`harness.networks.checkpoint.load_backbone`); its
   features are the outputs of its residual blocks (columns, ``block`` 1..K).
 * **NB201 networks**: trained here with the harness loop and the NB201 "Original" recipe (epochs
-  from ``train_cfg``), or loaded from a network checkpoint written by :func:`save_network`. Their
+  from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.networks.checkpoint.save_network`. Their
   features are the outputs of the 3N search cells (rows, ``cell`` 1..3N; reduction blocks are not
   search cells, as in Fig. 1's 15 rows).
 * **Supernet** (``supernet=True``): the NB201 DARTS supernet trained with *first-order DARTS*
@@ -47,7 +47,7 @@ from harness import HarnessError
 from harness.analysis.features import cka_against_reference
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
-from harness.networks.checkpoint import load_backbone
+from harness.networks.checkpoint import load_backbone, load_network, save_network
 from harness.networks.nb201 import NB201Network, search_cell_position
 from harness.networks.supernet import NB201Supernet
 from harness.results.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
@@ -57,7 +57,6 @@ from harness.spaces import nb201 as space
 from harness.train.loop import TrainingDiverged, evaluate, train
 from harness.train.recipe import ORIGINAL, TrainConfig
 
-NETWORK_FORMAT = "harness-nb201-v1"
 SUPERNET = "supernet"
 PARQUET, GRID_PNG, MEAN_PNG = "cka.parquet", "cka_grid.png", "cka_mean.png"
 
@@ -79,45 +78,6 @@ class CkaResult:
     archs: list[str]          # NB201 string per network (the supernet's: its genotype)
     parquet_path: Path
     png_paths: list[Path]     # [cka_grid.png, cka_mean.png]
-
-
-# --- NB201 network checkpoints (so trained networks can be reused by later CKA runs) -----------
-
-def save_network(path: "str | Path", model: NB201Network, meta: "dict | None" = None) -> Path:
-    """Write a trained :class:`NB201Network` atomically; ``meta`` must be JSON-serialisable."""
-    meta = dict(meta or {})
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as exc:
-        raise HarnessError(f"network checkpoint meta for {path}: must be JSON-serialisable ({exc})") from None
-    payload = {"format": NETWORK_FORMAT, "arch": model.arch_str, "num_classes": model.num_classes,
-               "C": model.C, "N": model.N, "meta": meta,
-               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_network(path: "str | Path") -> tuple[NB201Network, dict]:
-    """Read a checkpoint of :func:`save_network` -> (network on the CPU, eval mode; meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise HarnessError(f"network checkpoint {path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # the weights-only unpickler raises many kinds
-        raise HarnessError(f"network checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != NETWORK_FORMAT:
-        raise HarnessError(f"network checkpoint {path}: not an NB201 network checkpoint (format {NETWORK_FORMAT!r})")
-    fields = ("arch", "num_classes", "C", "N", "state_dict")
-    if any(k not in payload for k in fields) or not isinstance(payload["state_dict"], dict):
-        raise HarnessError(f"network checkpoint {path}: incomplete (needs {', '.join(fields)})")
-    model = NB201Network(payload["arch"], num_classes=payload["num_classes"], C=payload["C"], N=payload["N"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(f"network checkpoint {path}: weights do not fit {payload['arch']} ({first})") from None
-    model.eval()
-    return model, dict(payload.get("meta") or {})
 
 
 # --- inputs ------------------------------------------------------------------------------------
