@@ -39,14 +39,14 @@ BASELINE   := results/baselines/ci-cpu.json
 bench-ci: $(STAMP)
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider; \
-	tests=$$?; $(PY) -m harness.guards check --current $(BENCH_JSON) --baseline $(BASELINE); \
+	tests=$$?; $(PY) -m harness.bench.guards check --current $(BENCH_JSON) --baseline $(BASELINE); \
 	guard=$$?; [ $$tests -eq 0 ] && [ $$guard -eq 0 ]
 
 # Rewrite the committed baseline on purpose (see README "Regression guards" for when).
 bench-baseline: $(STAMP)
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider
-	$(PY) -m harness.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
+	$(PY) -m harness.bench.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
 
 # Images/s of one batch-256 training step, Original vs Tr-Net-5-5 -> results/bench-train.{json,md}.
 # Run it on a quiet machine (uptime load < 1): it uses every core.

@@ -20,7 +20,7 @@ def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
 def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
     """Rank correlation of table proxies vs the 200-epoch ground truth; appends to results/rank.parquet."""
     from harness.analysis.rank import rank_table_proxy
-    from harness.results.store import append_parquet
+    from harness.store.files import append_parquet
     from harness.runinfo import run_record
     from harness.tabular.nb201 import NB201Table, iter_datasets
 
@@ -63,7 +63,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _refresh(results: str) -> None:
-    from harness.results.leaderboard import refresh
+    from harness.report.leaderboard import refresh
 
     for path in refresh(results):
         print(f"wrote {path}")
@@ -77,9 +77,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one NB201 candidate as Original or Tr-Net-i-j; append the row to results/train.parquet."""
     from harness.data.datasets import load_dataset
-    from harness.results.store import append_parquet
+    from harness.store.files import append_parquet
     from harness.runinfo import default_device
-    from harness.train.candidates import default_config, train_candidate
+    from harness.proxies.training import default_config, train_candidate
 
     cfg = default_config(args.method).with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
                                             cutout=args.cutout, amp=args.amp or None,
@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
     if args.transfer == "auto":
         from harness.train.recipe import ORIGINAL, TR_NET
-        from harness.train.transfer import train_auto_transfer
+        from harness.analysis.autotransfer import train_auto_transfer
 
         if not args.backbone:
             raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
@@ -115,7 +115,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pre-train a backbone (paper Table 6 recipe) and save its checkpoint."""
     from harness.data.datasets import load_dataset
     from harness.runinfo import default_device
-    from harness.train.pretrain import default_checkpoint_path, pretrain
+    from harness.backbones.pretrain import default_checkpoint_path, pretrain
     from harness.train.recipe import BACKBONE
 
     data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)

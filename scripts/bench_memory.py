@@ -1,7 +1,7 @@
 """Memory benchmark: Original NB201 network vs Tr-Net-5-5 (ResNet-32 prefix), paper Table 2.
 
 For one training-mode forward + cross-entropy at batch 256 on 32x32 input, measures the bytes
-autograd keeps for backward (``harness.networks.memory.saved_tensor_bytes``) for the
+autograd keeps for backward (``harness.measure.memory.saved_tensor_bytes``) for the
 all-``nor_conv_3x3`` architecture and for 50 seeded random architectures; on a GPU also each
 full step's ``max_memory_allocated``. Prints a summary and writes
 ``results/memory-nb201.parquet`` (one row per architecture, with provenance) and
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.networks.memory import nb201_memory_rows, summarise_memory
-from harness.results.store import write_parquet, write_text
+from harness.measure.memory import nb201_memory_rows, summarise_memory
+from harness.store.files import write_parquet, write_text
 from harness.runinfo import default_device, run_record
 
 PAPER = "Paper Table 2 (GPU allocated memory, GTX 1080 Ti): Original 1.12 GB, Tr-Net-5-5 0.53 GB (2.11x)."

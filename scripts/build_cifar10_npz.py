@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from harness.data.sources import EMBEDDED_NPZ
-from harness.results.store import write_atomic
+from harness.store.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@
 
 Writes
 * ``harness/tabular/nb201.parquet`` -- one row per architecture (benchmark index order), zstd;
-* ``harness/spaces/nb201_index.npy`` -- benchmark index -> op code (see ``harness.spaces.nb201``).
+* ``harness/spaces/nb201/index.npy`` -- benchmark index -> op code (see ``harness.spaces.nb201.encoding``).
 
 Floats are parsed with Python's correctly rounded ``float()``: the CSVs carry 17 significant
 digits and round-trip float64 exactly; a lossy parse changes ties and so the rank correlations.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def main() -> None:
     df = build(args.shared)
     codes = np.array([nb201.to_code(nb201.parse(s)) for s in df["arch_str"]], dtype=np.int16)
     assert len(np.unique(codes)) == nb201.NUM_ARCHS
-    np.save(ROOT / "harness/spaces/nb201_index.npy", codes, allow_pickle=False)
+    np.save(ROOT / "harness/spaces/nb201/index.npy", codes, allow_pickle=False)
     path = ROOT / "harness/tabular/nb201.parquet"
     df.to_parquet(path, compression="zstd", compression_level=19, index=False)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(df)} rows, {len(df.columns)} columns)")

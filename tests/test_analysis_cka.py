@@ -12,7 +12,7 @@ from harness import HarnessError
 from harness.analysis.cka import (MinibatchCKA, linear_cka, linear_cka_features, linear_cka_gram,
                                   linear_cka_unbiased, unbiased_hsic)
 from harness.analysis.features import cka_against_reference, cka_between, collect_features
-from harness.results.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
+from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
 
 FULL_FORMS = [linear_cka_gram, linear_cka_features, linear_cka]
 

@@ -13,8 +13,8 @@ from harness.analysis.cka import linear_cka_unbiased
 from harness.analysis.similarity import (GRID_PNG, MEAN_PNG, PARQUET, eval_batches, eval_images, load_cka,
                                          load_network, resolve_archs, run_cka, search_cells)
 from harness.data.datasets import load_dataset
-from harness.spaces import nb201 as space
-from harness.train.pretrain import pretrain
+from harness.spaces.nb201 import encoding as space
+from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
 
 # Cheap ops only (1x1 convs, pooling, skips) so three networks train in seconds on one CPU thread.
@@ -78,7 +78,7 @@ def test_values_are_similarities_and_dead_cells_are_nan(run):
 def test_matrices_match_a_direct_cka_of_the_same_features(run, data, backbone):
     """One entry recomputed by hand: the same eval images through the backbone and the reloaded net."""
     from harness.analysis.features import collect_features
-    from harness.networks.checkpoint import load_backbone
+    from harness.backbones.checkpoint import load_backbone
 
     result, out = run
     net, meta = load_network(out / "networks" / "net-1.pt")
@@ -143,7 +143,7 @@ def test_supernet_trains_alpha_and_is_compared_like_any_network(backbone, tmp_pa
 
 def test_supernet_alpha_moves_under_first_order_darts():
     from harness.analysis.similarity import train_supernet
-    from harness.networks.supernet import NB201Supernet
+    from harness.spaces.nb201.supernet import NB201Supernet
 
     data = load_dataset("cifar10-valid", limit=16)
     torch.manual_seed(0)

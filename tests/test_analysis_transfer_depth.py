@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.analysis.transfer_depth import TransferChoice, choose_transfer_depth, strongest_paths
+from harness.transfer.depth import TransferChoice, choose_transfer_depth, strongest_paths
 
 
 def diagonal_decay(cells: int, blocks: int, step: float = 0.05) -> np.ndarray:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.guards import FORMAT, check, load_current, main, step_figures, summarise
-from harness.networks.memory import ALL_CONV3X3
-from harness.networks.nb201 import NB201Network
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import FrozenPrefix, TrNet, build_tr_net
+from harness.bench.guards import FORMAT, check, load_current, main, step_figures, summarise
+from harness.measure.memory import ALL_CONV3X3
+from harness.spaces.nb201.network import NB201Network
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import FrozenPrefix, TrNet, build_tr_net
 
 MB = 1_000_000
 
@@ -212,8 +212,8 @@ def test_guard_catches_a_splice_that_keeps_prefix_activations(tmp_path):
 
 BENCH_FILE = '''
 import pytest, torch
-from harness.guards import bench_step
-from harness.networks.nb201 import NB201Network
+from harness.bench.guards import bench_step
+from harness.spaces.nb201.network import NB201Network
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|nor_conv_3x3~2|"
 

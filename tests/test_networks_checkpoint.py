@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from harness import HarnessError
-from harness.networks.checkpoint import FORMAT, load_backbone, save_backbone
-from harness.networks.resnet import build_backbone
+from harness.backbones.checkpoint import FORMAT, load_backbone, save_backbone
+from harness.backbones.resnet import build_backbone
 
 
 @pytest.fixture

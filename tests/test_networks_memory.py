@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from harness import HarnessError
-from harness.networks.memory import (ALL_CONV3X3, SavedTensorCounter, cuda_peak_bytes, nb201_memory_rows,
+from harness.measure.memory import (ALL_CONV3X3, SavedTensorCounter, cuda_peak_bytes, nb201_memory_rows,
                                      peak_rss_bytes, saved_tensor_bytes, step_memory, summarise_memory)
-from harness.networks.nb201 import NB201Network
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import build_tr_net
+from harness.spaces.nb201.network import NB201Network
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import build_tr_net
 
 
 @pytest.fixture(scope="module")

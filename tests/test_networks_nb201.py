@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from harness import HarnessError
-from harness.networks.counting import count_flops, count_params
-from harness.networks.nb201 import InferCell, NB201Network, search_cell_position
-from harness.networks.ops import ResNetBasicblock
-from harness.spaces.nb201 import EDGES, from_index
+from harness.measure.counting import count_flops, count_params
+from harness.spaces.nb201.network import InferCell, NB201Network, search_cell_position
+from harness.spaces.nb201.ops import ResNetBasicblock
+from harness.spaces.nb201.encoding import EDGES, from_index
 
 ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 

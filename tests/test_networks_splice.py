@@ -4,13 +4,13 @@ import torch
 import torch.nn.functional as F
 
 from harness import HarnessError
-from harness.networks.checkpoint import load_backbone, save_backbone
-from harness.networks.counting import count_params
-from harness.networks.nb201 import InferCell, NB201Network
-from harness.networks.ops import ResNetBasicblock
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import build_tr_net, build_tr_supernet, trainable_parameters
-from harness.networks.supernet import SearchCell
+from harness.backbones.checkpoint import load_backbone, save_backbone
+from harness.measure.counting import count_params
+from harness.spaces.nb201.network import InferCell, NB201Network
+from harness.spaces.nb201.ops import ResNetBasicblock
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import build_tr_net, build_tr_supernet, trainable_parameters
+from harness.spaces.nb201.supernet import SearchCell
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SMALL = (3, 16, 16)  # the splice is resolution-agnostic; small inputs keep the tests fast

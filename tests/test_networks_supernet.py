@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from harness import HarnessError
-from harness.networks.nb201 import InferCell, NB201Network
-from harness.networks.supernet import NB201Supernet, SearchCell
-from harness.spaces.nb201 import EDGES, OPS, to_ops
+from harness.spaces.nb201.network import InferCell, NB201Network
+from harness.spaces.nb201.supernet import NB201Supernet, SearchCell
+from harness.spaces.nb201.encoding import EDGES, OPS, to_ops
 
 ARCH = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 

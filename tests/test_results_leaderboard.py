@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from harness import HarnessError
-from harness.results import leaderboard as lb
-from harness.results import plots
+from harness.report import leaderboard as lb
+from harness.report import plots
 
 OLD = "nb201-rea-20240101T000000-aaaaaa"
 NEW = "nb201-rea-20240102T000000-bbbbbb"

@@ -7,10 +7,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 
 from harness import HarnessError
-from harness.search.samplers import RegularizedEvolutionSampler, make_sampler
-from harness.search.space import (PARAM_NAMES, SEARCH_SPACE, ops_from_params, params_from_ops,
+from harness.methods.query.samplers import RegularizedEvolutionSampler, make_sampler
+from harness.spaces.nb201.params import (PARAM_NAMES, SEARCH_SPACE, ops_from_params, params_from_ops,
                                   suggest_nb201)
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 from harness.tabular.nb201 import NB201Table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -9,12 +9,12 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.results.store import append_parquet
-from harness.search.samplers import make_sampler
-from harness.search.space import ops_from_params, suggest_nb201
-from harness.search.workers import (open_journal, optimize_to_budget, resolve_objective, run_workers,
+from harness.store.files import append_parquet
+from harness.methods.query.samplers import make_sampler
+from harness.spaces.nb201.params import ops_from_params, suggest_nb201
+from harness.methods.query.workers import (open_journal, optimize_to_budget, resolve_objective, run_workers,
                                     worker_seed)
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 from harness.tabular.nb201 import NB201Table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

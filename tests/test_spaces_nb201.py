@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 

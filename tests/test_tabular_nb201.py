@@ -7,7 +7,7 @@ import pytest
 
 from harness import HarnessError
 from harness.analysis.rank import rank_table_proxy, top_k
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 from harness.tabular.nb201 import NB201Table
 
 INDEX1234 = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"

@@ -7,10 +7,10 @@ import torch
 
 from harness import HarnessError
 from harness.data.datasets import load_dataset
-from harness.networks.checkpoint import load_backbone
-from harness.train.candidates import parse_method, train_candidate
+from harness.backbones.checkpoint import load_backbone
+from harness.proxies.training import parse_method, train_candidate
 from harness.train.loop import TrainingDiverged, train
-from harness.train.pretrain import pretrain
+from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -63,8 +63,8 @@ def test_trnet_without_checkpoint_says_how_to_make_one(data):
 
 
 def test_checkpoint_for_the_wrong_architecture(data, tmp_path):
-    from harness.networks.checkpoint import save_backbone
-    from harness.networks.resnet import build_backbone
+    from harness.backbones.checkpoint import save_backbone
+    from harness.backbones.resnet import build_backbone
 
     path = tmp_path / "r20.pt"
     save_backbone(path, build_backbone("resnet20-wide", 10), "resnet20-wide", {})
@@ -74,7 +74,7 @@ def test_checkpoint_for_the_wrong_architecture(data, tmp_path):
 
 
 def test_nan_loss_stops_with_arch_epoch_step(data):
-    from harness.networks.nb201 import NB201Network
+    from harness.spaces.nb201.network import NB201Network
 
     model = NB201Network(ARCH)
     with torch.no_grad():
@@ -84,7 +84,7 @@ def test_nan_loss_stops_with_arch_epoch_step(data):
 
 
 def test_diverging_search_evaluation_writes_no_row(data, tmp_path):
-    from harness.search.evaluators import TrainEvaluator
+    from harness.proxies.evaluators import TrainEvaluator
 
     record = tmp_path / "train.parquet"
     ev = TrainEvaluator("original", data, cfg=TINY.with_(lr=1e30), record_path=record)

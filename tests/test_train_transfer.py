@@ -8,12 +8,12 @@ import pytest
 
 from harness import HarnessError
 from harness.data.datasets import load_dataset
-from harness.networks.checkpoint import load_backbone
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import build_tr_net
-from harness.train.pretrain import pretrain
+from harness.backbones.checkpoint import load_backbone
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import build_tr_net
+from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
-from harness.train.transfer import (auto_transfer, method_for, splice_compatible, splice_shapes,
+from harness.analysis.autotransfer import (auto_transfer, method_for, splice_compatible, splice_shapes,
                                     train_auto_transfer)
 
 TINY = TrainConfig(epochs=1, batch_size=32)
@@ -82,7 +82,7 @@ def test_choice_from_a_matrix_is_spliceable_and_recorded(data, backbone):
 
 
 def test_incompatible_best_pairs_are_skipped(data, backbone):
-    from harness.analysis.transfer_depth import choose_transfer_depth
+    from harness.transfer.depth import choose_transfer_depth
 
     m = np.full((15, 9), 0.2)
     m[:10, 6] = 0.99    # cells 1-10 (stages 1-2) look like block 7 (stage 3 of ResNet-20) ...

@@ -5,10 +5,10 @@ architecture's search cells with the ResNet's blocks by linear CKA on the same i
 shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS supernet.
 :func:`run_cka` does both on any backbone checkpoint and dataset:
 
-* **Backbone**: a harness checkpoint (:func:`harness.networks.checkpoint.load_backbone`); its
+* **Backbone**: a harness checkpoint (:func:`harness.backbones.checkpoint.load_backbone`); its
   features are the outputs of its residual blocks (columns, ``block`` 1..K).
 * **NB201 networks**: trained here with the harness loop and the NB201 "Original" recipe (epochs
-  from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.networks.checkpoint.save_network`. Their
+  from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.backbones.checkpoint.save_network`. Their
   features are the outputs of the 3N search cells (rows, ``cell`` 1..3N; reduction blocks are not
   search cells, as in Fig. 1's 15 rows).
 * **Supernet** (``supernet=True``): the NB201 DARTS supernet trained with *first-order DARTS*
@@ -47,13 +47,13 @@ from harness import HarnessError
 from harness.analysis.features import cka_against_reference
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
-from harness.networks.checkpoint import load_backbone, load_network, save_network
-from harness.networks.nb201 import NB201Network, search_cell_position
-from harness.networks.supernet import NB201Supernet
-from harness.results.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
-from harness.results.store import write_atomic, write_parquet
+from harness.backbones.checkpoint import load_backbone, load_network, save_network
+from harness.spaces.nb201.network import NB201Network, search_cell_position
+from harness.spaces.nb201.supernet import NB201Supernet
+from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
+from harness.store.files import write_atomic, write_parquet
 from harness.runinfo import run_record
-from harness.spaces import nb201 as space
+from harness.spaces.nb201 import encoding as space
 from harness.train.loop import TrainingDiverged, evaluate, train
 from harness.train.recipe import ORIGINAL, TrainConfig
 

@@ -126,9 +126,9 @@ def load_definition(path: "str | Path", *, full: bool = False, overrides: "dict 
 
 def _validate(path: Path, d: dict) -> None:
     from harness.analysis.rank import TABLE_PROXIES, TIES
-    from harness.search.samplers import SAMPLERS
+    from harness.methods.query.samplers import SAMPLERS
     from harness.tabular.nb201 import DATASETS, METRICS
-    from harness.train.candidates import parse_method
+    from harness.proxies.training import parse_method
 
     def need(key: str) -> None:
         if key not in d:

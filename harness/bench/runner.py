@@ -25,13 +25,13 @@ import pandas as pd
 
 from harness import HarnessError
 from harness.bench.definition import Definition
-from harness.results.store import append_parquet
+from harness.store.files import append_parquet
 from harness.runinfo import run_record
-from harness.search.evaluators import (TRAIN_DATASET, Evaluator, RecordedEvaluator, TabularEvaluator,
+from harness.proxies.evaluators import (TRAIN_DATASET, Evaluator, RecordedEvaluator, TabularEvaluator,
                                        TrainEvaluator)
-from harness.search.samplers import make_sampler
-from harness.search.space import suggest_nb201
-from harness.spaces import nb201 as space
+from harness.methods.query.samplers import make_sampler
+from harness.spaces.nb201.params import suggest_nb201
+from harness.spaces.nb201 import encoding as space
 
 
 def new_batch_id(name: str) -> str:
@@ -90,7 +90,7 @@ def _worker_evaluator(dataset: str, metric: str, epochs: int) -> TabularEvaluato
 def search_with_workers(defn: Definition, dataset: str, sampler_name: str, seed: int, options: dict,
                         meta: dict, results: Path) -> pd.DataFrame:
     """One study run by ``defn['workers']`` processes sharing a JournalFileBackend file."""
-    from harness.search.workers import run_workers
+    from harness.methods.query.workers import run_workers
 
     ev = defn["evaluator"]
     if ev["kind"] != "tabular":
@@ -125,7 +125,7 @@ def _train_data(defn: Definition, section: str, dataset: str):
 
 def _backbone(defn: Definition, methods: list[str], data, results: Path, progress: bool) -> "Path | None":
     """The checkpoint Tr-Net methods use; pre-trained here (and kept) when it does not exist yet."""
-    from harness.train.pretrain import default_checkpoint_path, pretrain
+    from harness.backbones.pretrain import default_checkpoint_path, pretrain
     from harness.train.recipe import BACKBONE
 
     if all(m == "original" for m in methods):
@@ -142,7 +142,7 @@ def _backbone(defn: Definition, methods: list[str], data, results: Path, progres
 
 
 def _train_cfg(section: dict, method: str):
-    from harness.train.candidates import default_config
+    from harness.proxies.training import default_config
 
     return default_config(method).with_(epochs=section.get("method_epochs", {}).get(method),
                                         warmup_epochs=section.get("method_warmup", {}).get(method),

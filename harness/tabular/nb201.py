@@ -16,7 +16,7 @@ architecture in benchmark-index order and, per dataset, the columns ``{dataset}/
 ==========================  ===============================================================
 
 Accuracies are percentages; floats are the benchmark's own float64 values, bit-exact.
-Encodings are converted by :mod:`harness.spaces.nb201`, never here.
+Encodings are converted by :mod:`harness.spaces.nb201.encoding`, never here.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from harness import HarnessError
-from harness.spaces import nb201 as space
+from harness.spaces.nb201 import encoding as space
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
 #: metric -> epoch budgets available for it.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import HarnessError
-from harness.spaces import nb201 as space
+from harness.spaces.nb201 import encoding as space
 from harness.tabular.nb201 import NB201Table
 
 # (our dataset, metric) -> (API dataset name, info key). cifar10's validation accuracy lives in the

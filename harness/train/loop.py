@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from harness import HarnessError
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
-from harness.networks.counting import count_params
-from harness.networks.memory import SavedTensorCounter, peak_rss_bytes
+from harness.measure.counting import count_params
+from harness.measure.memory import SavedTensorCounter, peak_rss_bytes
 from harness.train.recipe import TrainConfig, lr_at
 
 

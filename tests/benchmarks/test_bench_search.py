@@ -5,10 +5,10 @@ import pytest
 from optuna.trial import TrialState
 
 from harness.bench.runner import search_once
-from harness.search.evaluators import TabularEvaluator
-from harness.search.samplers import make_sampler
-from harness.search.space import SEARCH_SPACE, ops_from_params, suggest_nb201
-from harness.spaces import nb201
+from harness.proxies.evaluators import TabularEvaluator
+from harness.methods.query.samplers import make_sampler
+from harness.spaces.nb201.params import SEARCH_SPACE, ops_from_params, suggest_nb201
+from harness.spaces.nb201 import encoding as nb201
 
 SEEDS, BUDGET = 10, 100
 

@@ -1,7 +1,7 @@
 """One training step (forward, backward, SGD step) of Original vs Tr-Net-5-5 and of the NB201
 supernet vs Tr-Supernet-5-5 (paper Sec. 3.2, Table 2), with their deterministic memory figures.
 
-Guarded by ``harness.guards`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
+Guarded by ``harness.bench.guards`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
 and parameter counts exactly (1%), each pair's Tr/Original step-time ratio, measured with
 interleaved rounds in the Tr benchmark (15%).
 Random-init weights: neither cost depends on weight values. The CUDA variant adds the step's
@@ -10,12 +10,12 @@ Random-init weights: neither cost depends on weight values. The CUDA variant add
 import pytest
 import torch
 
-from harness.guards import bench_step
-from harness.networks.memory import ALL_CONV3X3
-from harness.networks.nb201 import NB201Network
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import build_tr_net, build_tr_supernet
-from harness.networks.supernet import NB201Supernet
+from harness.bench.guards import bench_step
+from harness.measure.memory import ALL_CONV3X3
+from harness.spaces.nb201.network import NB201Network
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import build_tr_net, build_tr_supernet
+from harness.spaces.nb201.supernet import NB201Supernet
 
 #: one fixed arch using every op, so a regression in any op's path shows
 MIXED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"

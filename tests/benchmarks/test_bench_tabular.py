@@ -1,7 +1,7 @@
 """Speed of the tabular benchmark: load < 50 ms, all-15,625 vectorised query < 10 ms (issue 2)."""
 import numpy as np
 
-from harness.spaces import nb201
+from harness.spaces.nb201 import encoding as nb201
 from harness.tabular import nb201 as tab
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.guards import bench_step
-from harness.networks.memory import ALL_CONV3X3
-from harness.networks.nb201 import NB201Network
-from harness.networks.resnet import build_backbone
-from harness.networks.splice import build_tr_net
-from harness.results.store import write_text
+from harness.bench.guards import bench_step
+from harness.measure.memory import ALL_CONV3X3
+from harness.spaces.nb201.network import NB201Network
+from harness.backbones.resnet import build_backbone
+from harness.transfer.splice import build_tr_net
+from harness.store.files import write_text
 from harness.runinfo import device_name, run_record
 
 # Throughput of the whole CPU: every core unless HARNESS_BENCH_THREADS says otherwise (run it on a

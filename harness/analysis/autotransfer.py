@@ -1,0 +1,148 @@
+"""``--transfer auto``: choose Tr-Net-i-j's (i, j) from CKA instead of fixing i = j = 5 (issue 7, item 3).
+
+The paper fixes the transfer depth by hand and leaves choosing it to "a proper metric" (footnote
+1). Here a small CKA run (:func:`harness.analysis.similarity.run_cka`: the backbone vs a few
+trained NB201 networks), or a CKA table / matrix already at hand, gives the mean (cells x blocks)
+matrix, and :func:`harness.analysis.transfer_depth.choose_transfer_depth` applies its documented
+rule (the deepest cell on the leading diagonal whose whole path keeps CKA >= threshold) restricted
+to pairs where the splice is possible:
+
+``compatible(i, j)``: 1 <= i <= 3N - 1, 1 <= j <= K - 1 (paper Sec. 3.2: at least one NB201
+cell stays trainable; the prefix leaves at least one backbone block out), and cell i's output
+shape (C, H, W) equals block j's -- exactly what :func:`harness.transfer.splice.build_tr_net`
+requires, since the NB201 module after cell i then receives block j's output. Shapes come from
+one forward pass of a zero image of the dataset's size. For ResNet-20/32/56 against NB201 this
+means the same stage (same width and resolution).
+
+The chosen pair is returned with a flat record for the run's results row (``transfer_i``,
+``transfer_j``, ``transfer_threshold``, ``transfer_cka`` = CKA at the splice, ``transfer_min_cka``,
+``transfer_path`` = JSON ``[[cell, block, cka], ...]``, and where the CKA came from).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from harness import HarnessError
+from harness.analysis.similarity import load_cka, resolve_archs, run_cka
+from harness.transfer.depth import DEFAULT_THRESHOLD, choose_transfer_depth
+from harness.data.datasets import Dataset
+from harness.backbones.checkpoint import load_backbone
+from harness.spaces.nb201.network import NB201Network
+from harness.backbones.resnet import CifarResNet
+from harness.transfer.splice import build_tr_net
+from harness.proxies.training import train_candidate
+from harness.train.recipe import ORIGINAL, TrainConfig
+
+#: Any architecture serves to read NB201's cell shapes (they do not depend on the ops).
+_SHAPE_ARCH = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+
+
+def method_for(i: int, j: int) -> str:
+    """(i, j) -> the method string a Tr-Net run records, ``tr-net-{i}-{j}``."""
+    for name, v in (("i", i), ("j", j)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise HarnessError(f"transfer depth {name}={v!r}: must be a positive integer")
+    return f"tr-net-{int(i)}-{int(j)}"
+
+
+@torch.no_grad()
+def splice_shapes(backbone: CifarResNet, input_size: tuple[int, int, int] = (3, 32, 32),
+                  N: int = 5) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(C, H, W) of NB201 search cells 1..3N and of backbone blocks 1..K for ``input_size`` images."""
+    x = torch.zeros(1, *input_size)
+    nb201 = NB201Network(_SHAPE_ARCH, N=N).eval()
+    body = nb201.forward_features(x)
+    cells = [tuple(body[p].shape[1:]) for p in nb201.cell_positions()]
+    was_training = backbone.training
+    backbone = backbone.eval()
+    param = next(backbone.parameters())
+    blocks = [tuple(f.shape[1:]) for f in backbone.forward_features(x.to(param.device, param.dtype))]
+    backbone.train(was_training)
+    return cells, blocks
+
+
+def splice_compatible(backbone: CifarResNet, input_size: tuple[int, int, int] = (3, 32, 32),
+                      N: int = 5) -> Callable[[int, int], bool]:
+    """``compatible(i, j)`` (1-based) for :func:`choose_transfer_depth`; see the module docstring."""
+    return _compatible(*splice_shapes(backbone, input_size, N))
+
+
+def _compatible(cells: list, blocks: list) -> Callable[[int, int], bool]:
+    def compatible(i: int, j: int) -> bool:
+        return 1 <= i <= len(cells) - 1 and 1 <= j <= len(blocks) - 1 and cells[i - 1] == blocks[j - 1]
+
+    return compatible
+
+
+def _check_threshold(threshold) -> float:
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(threshold, bool) or not 0.0 < value <= 1.0:  # also rejects NaN
+        raise HarnessError(f"transfer threshold: must be a number in (0, 1], got {threshold!r}")
+    return value
+
+
+def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: float = DEFAULT_THRESHOLD,
+                  n_archs: int = 3, train_cfg: TrainConfig = ORIGINAL, seed: int = 0, cka=None,
+                  out_dir: "str | Path | None" = None, n_eval: int = 500, batch_size: int = 250,
+                  progress: bool = False) -> tuple[int, int, dict]:
+    """Choose Tr-Net-i-j for ``backbone_ckpt`` on ``data`` from CKA -> (i, j, record).
+
+    ``cka``: None runs :func:`run_cka` with ``n_archs`` random architectures (seeded, trained with
+    ``train_cfg``; outputs to ``out_dir``, or a temporary folder that is removed); a path reuses
+    a ``cka.parquet`` (its mean over the NB201 networks); an array is used as the mean matrix
+    (cells x blocks). Raises :class:`HarnessError` when no compatible pair reaches ``threshold``.
+    """
+    threshold = _check_threshold(threshold)
+    backbone, _ = load_backbone(backbone_ckpt)  # a missing / bad checkpoint fails before any training
+    input_size = tuple(data.train.x.shape[1:])
+    cell_shapes, block_shapes = splice_shapes(backbone, input_size)
+    source: dict = {}
+    if cka is None:
+        resolve_archs(n_archs, seed)  # reject a bad count here, with the same message as run_cka
+        with tempfile.TemporaryDirectory(prefix="cka-auto-") as tmp:
+            result = run_cka(backbone_ckpt, n_archs, data, out_dir=out_dir or tmp, n_eval=n_eval,
+                             batch_size=batch_size, train_cfg=train_cfg, seed=seed, progress=progress)
+        mean = result.mean
+        source = {"transfer_source": str(result.parquet_path) if out_dir else "cka run (not kept)",
+                  "transfer_cka_archs": json.dumps(result.archs)}
+    elif isinstance(cka, (str, Path)):
+        _, _, mean = load_cka(cka)
+        source = {"transfer_source": str(cka)}
+    else:
+        mean = np.asarray(cka, dtype=np.float64)
+        source = {"transfer_source": "matrix"}
+
+    n_cells, n_blocks = len(cell_shapes), len(block_shapes)
+    if mean.shape != (n_cells, n_blocks):
+        raise HarnessError(f"transfer depth: the CKA matrix is {mean.shape}, but NB201 has {n_cells} cells and "
+                           f"{backbone_ckpt} has {n_blocks} blocks: expected ({n_cells}, {n_blocks})")
+    try:
+        choice = choose_transfer_depth(mean, threshold, compatible=_compatible(cell_shapes, block_shapes))
+    except HarnessError as exc:
+        if cka is None and out_dir:  # the CKA run was expensive: say how to reuse it
+            raise HarnessError(f"{exc}; the CKA table is kept: reuse it with cka={source['transfer_source']}") from None
+        raise
+    build_tr_net(_SHAPE_ARCH, backbone, choice.i, choice.j, num_classes=data.num_classes,
+                 input_size=input_size)  # the splice itself must accept it; raises otherwise
+    return choice.i, choice.j, {"transfer": "auto", **choice.as_record(), **source}
+
+
+def train_auto_transfer(arch, data: Dataset, *, backbone: "str | Path", cfg: "TrainConfig | None" = None,
+                        threshold: float = DEFAULT_THRESHOLD, cka=None, n_archs: int = 3,
+                        cka_cfg: TrainConfig = ORIGINAL, cka_out: "str | Path | None" = None,
+                        seed: int = 0, progress: bool = True) -> dict:
+    """Train ``arch`` as Tr-Net-i-j with (i, j) from :func:`auto_transfer`; the results row of
+    :func:`harness.train.candidates.train_candidate` plus the transfer record."""
+    i, j, record = auto_transfer(backbone, data, threshold=threshold, n_archs=n_archs, train_cfg=cka_cfg,
+                                 seed=seed, cka=cka, out_dir=cka_out, progress=progress)
+    row = train_candidate(arch, method_for(i, j), data, cfg=cfg, backbone=backbone, seed=seed, progress=progress)
+    return {**row, **record}

@@ -1,1 +1,0 @@
-"""Results on disk: atomic Parquet writes, the leaderboard and plots."""
