@@ -55,7 +55,7 @@ bench-train: $(STAMP)
 
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256 (issue 3); writes results/memory-nb201.*
 bench-memory: $(STAMP)
-	$(PY) scripts/bench_memory.py
+	$(PY) -m harness.cli bench benchmarks/nb201-memory.toml
 
 # Full CIFAR-10 (60k, JPEG-lossy) as a generic .npz for experiments on this machine; needs ../shared.
 data-full: $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: a thin shell over the library. Bad input -> one line on stderr, exit code 2."""
+"""Command line: parses arguments and calls the library. Bad input -> one line on stderr, exit 2."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,27 @@ from pathlib import Path
 import pandas as pd
 
 from harness import HarnessError
+from harness.analysis.autotransfer import train_auto_transfer
+from harness.analysis.rank import TIES
+from harness.backbones.pretrain import default_checkpoint_path, pretrain
+from harness.bench.definition import SCHEMAS, Definition, build_definition, load_definition
+from harness.bench.runner import run_benchmark
+from harness.data.datasets import load_dataset
+from harness.data.download import download
+from harness.progress import force_bars
+from harness.proxies import TABLE_PROXIES, ProxyContext, TrainSettings, parse_method
+from harness.proxies.training import PRETRAIN_HINT
+from harness.report import refresh
+from harness.runinfo import default_device
+from harness.spaces import get_space
+from harness.store.results import ResultsStore
+from harness.tabular.nb201 import DATASETS
+from harness.train.recipe import BACKBONE, ORIGINAL, TR_NET
 
 RESULTS = Path("results")
+
+
+RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std"]
 
 
 def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
@@ -17,108 +36,111 @@ def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
         print(df[cols].to_string(index=False))
 
 
-def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
-    """Rank correlation of table proxies vs the 200-epoch ground truth; appends to results/rank.parquet."""
-    from harness.analysis.rank import rank_table_proxy
-    from harness.store.files import append_parquet
-    from harness.runinfo import run_record
-    from harness.tabular.nb201 import NB201Table, iter_datasets
+def _run(defn: Definition, args: argparse.Namespace) -> pd.DataFrame:
+    return run_benchmark(defn, args.results, progress=not getattr(args, "quiet", False))
 
-    table = NB201Table.load(args.benchmark)
-    rows = []
-    for ds in iter_datasets(args.dataset):
-        for proxy in args.proxy:
-            if args.sample is not None or args.top_k is None:
-                r = rank_table_proxy(table, ds, proxy, sample=args.sample, draws=args.draws, seed=args.seed)
-                rows.append(r.row())
-            if args.top_k is not None:
-                r = rank_table_proxy(table, ds, proxy, top=args.top_k, ties=args.ties, seed=args.seed)
-                rows.append({**r.row(), "ties": args.ties})
-    df = pd.DataFrame(rows)
-    df["truth"] = "test_acc@200"
-    df["benchmark"] = table.source
-    prov = run_record(seed=args.seed)
-    for k, v in prov.items():
-        if k != "seed":
-            df[k] = v
-    _print_table(df, ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std"])
-    out = append_parquet(df, Path(args.results) / "rank.parquet")
-    print(f"appended {len(df)} rows to {out}")
+
+def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
+    """Rank correlation of table proxies vs the ground truth: a ``rank`` benchmark run."""
+    raw = {"name": "rank-cli", "kind": "rank", "datasets": list(DATASETS) if args.dataset == ["all"] else args.dataset,
+           "proxies": args.proxy, "draws": args.draws, "ties": args.ties, "seed": args.seed}
+    raw.update({k: v for k, v in (("sample", args.sample), ("top_k", args.top_k), ("table", args.benchmark))
+                if v is not None})
+    df = _run(build_definition(raw, "arguments"), args)
+    _print_table(df, RANK_COLUMNS)
+    print(f"appended {len(df)} rows to {ResultsStore(args.results).path('rank')}")
     return df
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    """Run benchmark definition files, then refresh the leaderboard and plots."""
-    from harness.bench.definition import load_definition
-    from harness.bench.runner import run_benchmark
-
+    """Run benchmark definition files (all validated first), then refresh the leaderboard and plots."""
     overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers,
                  "train": {"archs": args.train_archs} if args.train_archs is not None else None}
-    defs = [load_definition(p, full=args.full, overrides=overrides) for p in args.definitions]  # all valid first
+    defs = [load_definition(p, full=args.full, overrides={k: v for k, v in overrides.items()
+                                                          if v is not None and k in _keys_of(p)})
+            for p in args.definitions]
     for d in defs:
-        df = run_benchmark(d, args.results, progress=not args.quiet)
-        if d["kind"] == "rank":
-            _print_table(df, ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std"])
+        df = _run(d, args)
+        if d.kind == "rank":
+            _print_table(df, RANK_COLUMNS)
     _refresh(args.results)
 
 
-def _refresh(results: str) -> None:
-    from harness.report.leaderboard import refresh
+def _keys_of(path: str) -> set:
+    """Overrides apply to the kinds that have the key (``--budget`` means nothing to a rank run)."""
+    kind = load_definition(path).kind
+    return set(SCHEMAS[kind])
 
+
+def _refresh(results: str) -> None:
     for path in refresh(results):
         print(f"wrote {path}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    """Rebuild results/leaderboard.md and the plots from the Parquet files, running nothing."""
+    """Rebuild results/leaderboard.md and the plots from the results store, running nothing."""
     _refresh(args.results)
 
 
+def _train_section(args: argparse.Namespace) -> dict:
+    sec = {"dataset": args.dataset, "data": args.npz or args.data_dir or "embedded"}
+    sec.update({k: v for k, v in (("device", args.device), ("limit", args.limit), ("batch_size", args.batch_size),
+                                  ("cutout", getattr(args, "cutout", None))) if v is not None})
+    return sec
+
+
+def _table_dataset(train_dataset: str) -> str:
+    return {"cifar10-valid": "cifar10"}.get(train_dataset, train_dataset)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one NB201 candidate as Original or Tr-Net-i-j; append the row to results/train.parquet."""
-    from harness.data.datasets import load_dataset
-    from harness.store.files import append_parquet
-    from harness.runinfo import default_device
-    from harness.proxies.training import default_config, train_candidate
-
-    cfg = default_config(args.method).with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
-                                            cutout=args.cutout, amp=args.amp or None,
-                                            channels_last=args.channels_last or None)
-    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
+    """Train one candidate as Original or Tr-Net-i-j: a ``train`` benchmark run."""
     if args.transfer == "auto":
-        from harness.train.recipe import ORIGINAL, TR_NET
-        from harness.analysis.autotransfer import train_auto_transfer
+        return _train_auto(args)
+    train = {**_train_section(args), "seed": args.seed}
+    for key, value in (("epochs", args.epochs), ("warmup", args.warmup)):
+        if value is not None:
+            train[key] = {args.method: value}
+    raw = {"name": "train-cli", "kind": "train", "datasets": [_table_dataset(args.dataset)],
+           "arch_list": [str(args.arch)], "proxies": [f"train:{args.method}"], "train": train}
+    if args.backbone:
+        raw["backbone"] = {"checkpoint": args.backbone}
+    elif parse_method(args.method) is not None:
+        raise HarnessError(f"method {args.method!r} needs --backbone: {PRETRAIN_HINT}")
+    for row in _run(build_definition(raw, "arguments"), args).to_dict("records"):
+        _print_train_row(row, ResultsStore(args.results).path("train"))
 
-        if not args.backbone:
-            raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
-        cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
-                           cutout=args.cutout, amp=args.amp or None, channels_last=args.channels_last or None)
-        row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
-                                  cka=args.cka, n_archs=args.cka_archs, cka_cfg=ORIGINAL.with_(epochs=args.cka_epochs),
-                                  cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
-        print(f"transfer auto: chose {row['method']} (CKA {row['transfer_cka']:.3f} >= {args.transfer_threshold})")
-    else:
-        row = train_candidate(args.arch, args.method, data, cfg=cfg, backbone=args.backbone, seed=args.seed,
-                              progress=not args.quiet)
-    out = append_parquet([row], Path(args.results) / "train.parquet")
-    mem = (f"peak CUDA {row['peak_cuda_bytes'] / 2**20:.1f} MiB" if row["peak_cuda_bytes"] is not None
-           else f"peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB")
-    val = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.2f}%"
+
+def _train_auto(args: argparse.Namespace) -> None:
+    if not args.backbone:
+        raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
+    settings = TrainSettings(**{k: v for k, v in _train_section(args).items() if k != "cutout"}, seed=args.seed)
+    data = ProxyContext(get_space("nb201"), _table_dataset(args.dataset), train=settings).data
+    cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size, cutout=args.cutout)
+    row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
+                              cka=args.cka, n_archs=args.cka_archs, cka_cfg=ORIGINAL.with_(epochs=args.cka_epochs),
+                              cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
+    print(f"transfer auto: chose {row['method']} (CKA {row['transfer_cka']:.3f} >= {args.transfer_threshold})")
+    store = ResultsStore(args.results)
+    store.append("train", [row])
+    _print_train_row(row, store.path("train"))
+
+
+def _print_train_row(row: dict, where: Path) -> None:
+    mem = (f"peak CUDA {row['peak_cuda_bytes'] / 2**20:.1f} MiB" if row.get("peak_cuda_bytes") is not None
+           and row["peak_cuda_bytes"] == row["peak_cuda_bytes"] else f"peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB")
+    val = "n/a" if row["val_acc"] is None or row["val_acc"] != row["val_acc"] else f"{row['val_acc']:.2f}%"
     print(f"{row['method']} {row['arch_str']} on {row['dataset']} ({row['data_source']}, {row['n_train']} train images)\n"
           f"  val {val}  test {row['test_acc']:.2f}%  {row['epochs']} epochs in {row['wall_s']:.1f} s "
           f"({row['images_per_s']:.0f} img/s)\n  saved for backward {row['saved_bytes'] / 2**20:.1f} MiB  {mem}  "
           f"trainable params {row['trainable_params']:,} of {row['params']:,}  device {row['device']}\n"
-          f"appended to {out}")
+          f"appended to {where}")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pre-train a backbone (paper Table 6 recipe) and save its checkpoint."""
-    from harness.data.datasets import load_dataset
-    from harness.runinfo import default_device
-    from harness.backbones.pretrain import default_checkpoint_path, pretrain
-    from harness.train.recipe import BACKBONE
-
-    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(), limit=args.limit)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(),
+                        limit=args.limit)
     out = args.out or default_checkpoint_path(args.results, args.backbone, data.name)
     cfg = BACKBONE.with_(epochs=args.epochs, batch_size=args.batch_size)
     meta = pretrain(args.backbone, data, out, cfg=cfg, seed=args.seed, progress=not args.quiet)
@@ -128,30 +150,25 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_cka(args: argparse.Namespace) -> None:
-    """CKA of backbone blocks vs NB201 cells (paper Figs. 1/2): Parquet + heatmaps under results/cka."""
-    from harness.analysis.similarity import run_cka
-    from harness.data.datasets import load_dataset
-    from harness.runinfo import default_device
-    from harness.train.recipe import ORIGINAL
-
-    archs = None if not args.archs else (
-        int(args.archs[0]) if len(args.archs) == 1 and args.archs[0].isdigit() else args.archs)
-    cfg = ORIGINAL.with_(epochs=args.epochs, batch_size=args.batch_size)
-    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(),
-                        limit=args.limit)
-    out = Path(args.out) if args.out else Path(args.results) / "cka"
-    r = run_cka(args.backbone, archs, data, out_dir=out, n_eval=args.n_eval, batch_size=args.eval_batch_size,
-                train_cfg=cfg, seed=args.seed, supernet=args.supernet, keep_networks=args.keep_networks,
-                progress=not args.quiet)
-    for name, arch in zip(r.names, r.archs):
-        print(f"{name}: {arch}")
-    print("mean CKA on the diagonal: " + " ".join(f"{r.mean[k, k]:.2f}" for k in range(min(r.mean.shape))))
-    print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, r.png_paths)))
+    """CKA of backbone blocks vs NB201 cells (paper Figs. 1/2): a ``cka`` benchmark run."""
+    train = {**_train_section(args), "seed": args.seed}
+    if args.epochs is not None:
+        train["epochs"] = {"original": args.epochs}
+    raw = {"name": "cka-cli", "kind": "cka", "datasets": [_table_dataset(args.dataset)], "n_eval": args.n_eval,
+           "eval_batch_size": args.eval_batch_size, "supernet": args.supernet, "keep_networks": args.keep_networks,
+           "seed": args.seed, "backbone": {"checkpoint": args.backbone}, "train": train}
+    if args.archs and len(args.archs) == 1 and args.archs[0].isdigit():
+        raw["archs"] = int(args.archs[0])
+    elif args.archs:
+        raw["arch_list"] = list(args.archs)
+    elif args.supernet:
+        raw["archs"] = 0
+    if args.out:
+        raw["out"] = args.out
+    _run(build_definition(raw, "arguments"), args)
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
-    from harness.data.download import download
-
     path = download(args.name, args.root, url=args.url, md5=args.md5, progress=not args.quiet)
     print(f"{args.name} ready in {path} (use --data-dir {path})")
 
@@ -165,15 +182,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.analysis.rank import TABLE_PROXIES, TIES
-
     ap = argparse.ArgumentParser(prog="harness", description="Benchmark harness for Transfer-NAS (TR-NAS).")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=str(RESULTS), help="results folder (default: ./results)")
+    common.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("rank", parents=[common], help="rank correlation of a proxy vs NB201's 200-epoch test accuracy")
@@ -195,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, help="override the query budget")
     p.add_argument("--workers", type=int, help="processes sharing one Optuna journal per study (tabular)")
     p.add_argument("--train-archs", type=int, help="rank benchmarks: also train this many random archs per method")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("leaderboard", parents=[common], help="rebuild leaderboard.md and plots from results/")
@@ -207,8 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", help="pre-trained backbone checkpoint (needed by tr-net methods)")
     p.add_argument("--warmup", type=int, help="LR warmup epochs (default 0 Original, 13 Tr-Net)")
     p.add_argument("--cutout", type=int, help="Cutout length (default 0 = off)")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA only)")
     p.add_argument("--transfer", choices=["auto"], help="auto: choose i, j from CKA (overrides --method)")
     p.add_argument("--transfer-threshold", type=float, default=0.9, help="CKA every pair on the path must reach")
     p.add_argument("--cka", help="an existing cka.parquet to choose from (default: run a small CKA first)")
@@ -253,6 +267,7 @@ def main(argv: "list[str] | None" = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "arch", None) is not None and args.arch.isdigit():
         args.arch = int(args.arch)
+    force_bars(True if getattr(args, "progress", False) else None)
     try:
         args.func(args)
     except HarnessError as e:

@@ -1,13 +1,14 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from harness import HarnessError
 from harness.bench.definition import load_definition
 from harness.bench.runner import run_benchmark
+from harness.store.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """
@@ -17,8 +18,7 @@ datasets = ["cifar100"]
 samplers = ["rea", "random"]
 budget = 30
 seeds = 2
-[evaluator]
-kind = "tabular"
+proxies = ["nb201-12ep-val"]
 [sampler_options.rea]
 population_size = 5
 sample_size = 2
@@ -31,7 +31,7 @@ def _write(tmp_path, text):
     return p
 
 
-@pytest.mark.parametrize("name", ["nb201-rank", "nb201-rea", "nb201-rea-trnet"])
+@pytest.mark.parametrize("name", ["nb201-rank", "nb201-rea", "nb201-rea-trnet", "nb201-memory", "nb201-throughput"])
 def test_shipped_definitions_are_valid(name):
     for full in (False, True):
         d = load_definition(ROOT / "benchmarks" / f"{name}.toml", full=full)
@@ -39,19 +39,23 @@ def test_shipped_definitions_are_valid(name):
 
 
 @pytest.mark.parametrize("change, msg", [
-    (("budget = 30", "budget = 0"), "key 'budget' must be > 0, got 0"),
-    (("budget = 30", 'budget = "many"'), "key 'budget' must be int, got 'many'"),
-    (('samplers = ["rea", "random"]', 'samplers = ["rea", "cmaes"]'), "key 'samplers': unknown value 'cmaes'"),
-    (('datasets = ["cifar100"]', 'datasets = ["svhn"]'), "key 'datasets': unknown value 'svhn'"),
+    (("budget = 30", "budget = 0"), "key 'budget' must be >= 1, got 0"),
+    (("budget = 30", 'budget = "many"'), "key 'budget' must be an int, got 'many'"),
+    (('samplers = ["rea", "random"]', 'samplers = ["rea", "cmaes"]'), "key 'samplers' = 'cmaes' is unknown"),
+    (('datasets = ["cifar100"]', 'datasets = ["svhn"]'), "key 'datasets' = 'svhn' is unknown"),
     (("seeds = 2", "seeds = 2\nseedz = 3"), "unknown key 'seedz'"),
-    (("sample_size = 2", "sample_size = 2\ntournament = 3"), "", ),
-    (('kind = "tabular"', 'kind = "oracle"'), "key 'evaluator.kind': unknown value 'oracle'"),
+    (("sample_size = 2", "sample_size = 2\ntournament = 3"), r"key 'sampler_options.rea': .*tournament"),
+    (("sample_size = 2", "sample_size = 9"), r"key 'sampler_options.rea': sample_size 9: must be an integer in 1..population_size"),
+    (('kind = "search"', 'kind = "oracle"'), "key 'kind' = 'oracle' is unknown"),
+    (('proxies = ["nb201-12ep-val"]', 'proxies = ["nb201-13ep-val"]'), "key 'proxies': proxy 'nb201-13ep-val': unknown"),
+    (('proxies = ["nb201-12ep-val"]', 'proxies = ["train:tr-net-five"]'), "key 'proxies': method 'tr-net-five'"),
+    (('name = "t"', 'name = "../../evil"'), "key 'name' = '../../evil' must be a non-empty file-name-safe string"),
+    (('name = "t"', 'name = ""'), "key 'name' = '' must be a non-empty"),
+    (("seeds = 2", "seeds = 2\ntop_k = 5"), "unknown key 'top_k'"),  # a rank key in a search definition
 ])
 def test_malformed_definitions_name_file_key_problem(tmp_path, change, msg):
     path = _write(tmp_path, GOOD.replace(*change))
-    if not msg:  # sampler options are passed through and checked by the sampler itself
-        load_definition(path)
-        return
+    assert GOOD.replace(*change) != GOOD  # the change applies
     with pytest.raises(HarnessError, match=msg) as e:
         load_definition(path)
     assert str(path) in str(e.value)
@@ -65,23 +69,23 @@ def test_not_toml(tmp_path):
 def test_tabular_search_writes_runs_and_summary(tmp_path):
     d = load_definition(_write(tmp_path, GOOD))
     summary = run_benchmark(d, tmp_path / "res", progress=False)
-    runs = pd.read_parquet(tmp_path / "res" / "runs.parquet")
+    runs = ResultsStore(tmp_path / "res").read("runs")
     assert len(runs) == 2 * 2 * 30 and runs.groupby("run_id").size().eq(30).all()
-    assert {"run_id", "benchmark", "method", "sampler", "seed", "dataset", "trial", "arch_str", "proxy",
+    assert {"run_id", "benchmark", "proxy_name", "sampler", "seed", "config", "dataset", "trial", "arch_str", "proxy",
             "ground_truth", "cum_wall_s", "peak_bytes", "device", "commit", "version_torch"} <= set(runs.columns)
     assert len(summary) == 4
     one = runs[runs["run_id"] == summary["run_id"].iloc[0]]
     assert summary["best_ground_truth"].iloc[0] == one.loc[one["proxy"].idxmax(), "ground_truth"]
     # A second run appends, never overwrites.
     run_benchmark(d, tmp_path / "res", progress=False)
-    assert len(pd.read_parquet(tmp_path / "res" / "runs.parquet")) == 2 * len(runs)
+    assert len(ResultsStore(tmp_path / "res").read("runs")) == 2 * len(runs)
 
 
 def test_four_workers_one_journal_exact_budget_every_trial_in_parquet(tmp_path):
     d = load_definition(_write(tmp_path, GOOD.replace("seeds = 2", "seeds = 1\nworkers = 4")
                                .replace('"rea", "random"', '"rea"')))
     run_benchmark(d, tmp_path / "res", progress=False)
-    runs = pd.read_parquet(tmp_path / "res" / "runs.parquet")
+    runs = ResultsStore(tmp_path / "res").read("runs")
     assert sorted(runs["trial"]) == list(range(30))
 
 
@@ -92,3 +96,21 @@ def test_cli_bad_definition_exit_2_no_results(tmp_path):
     assert r.returncode == 2 and "budget" in r.stderr and str(path) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "res").exists()
+
+
+def test_every_option_is_recorded_with_defaults_filled_in(tmp_path):
+    d = load_definition(_write(tmp_path, GOOD))
+    run_benchmark(d, tmp_path / "res", progress=False)
+    config = json.loads(ResultsStore(tmp_path / "res").read("summary")["config"].iloc[0])
+    assert config["workers"] == 1 and config["seed_offset"] == 0 and config["space"] == "nb201"
+    assert config["sampler_options"]["rea"] == {"population_size": 5, "sample_size": 2}
+
+
+def test_cli_validates_every_file_before_running_any(tmp_path):
+    good = _write(tmp_path, GOOD)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace("budget = 30", "budget = 0"))
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(good), str(bad), "--results",
+                        str(tmp_path / "res")], capture_output=True, text=True)
+    assert r.returncode == 2 and str(bad) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "res").exists()  # the good file's rows were not written either

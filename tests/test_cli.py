@@ -3,8 +3,9 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
+
+from harness.store.results import ResultsStore
 
 TINY = ["--limit", "128", "--batch-size", "64", "--quiet"]
 
@@ -30,8 +31,11 @@ def test_train_original_and_trnet_append_rows(workdir):
                  "--warmup", "1", *TINY, cwd=workdir)
     assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
     assert "saved for backward" in r2.stdout
-    df = pd.read_parquet(workdir / "results/train.parquet")
+    df = ResultsStore(workdir / "results").read("train")
     assert df["method"].tolist()[-2:] == ["original", "tr-net-5-5"]
+    assert df["arch_index"].tolist()[-2:] == [1, 1] and (df["epochs"].tail(2) == 1).all()
+    assert {"batch_id", "config", "commit", "seed", "device"} <= set(df.columns)
+    assert df["val_acc"].tail(2).between(0, 100).all() and (df["n_train"].tail(2) == 128).all()
 
 
 def test_cka_then_transfer_auto(workdir):
@@ -41,16 +45,19 @@ def test_cka_then_transfer_auto(workdir):
     assert r.returncode == 0, r.stderr
     assert (workdir / "results/cka/cka_grid.png").stat().st_size > 10_000
     r = harness("train", "--arch", "1", "--transfer", "auto", "--transfer-threshold", "0.05", "--cka",
-                "results/cka/cka.parquet", "--backbone", ckpt, "--epochs", "1", "--warmup", "1", *TINY, cwd=workdir)
+                "results/cka", "--backbone", ckpt, "--epochs", "1", "--warmup", "1", *TINY, cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert "transfer auto: chose tr-net-" in r.stdout
-    assert "transfer_i" in pd.read_parquet(workdir / "results/train.parquet").columns
+    rows = ResultsStore(workdir / "results").read("train")
+    assert rows["transfer_i"].notna().iloc[-1] and rows["method"].iloc[-1].startswith("tr-net-")
+    assert len(ResultsStore(workdir / "results").read("cka")) == 2 * 15 * 15  # 2 nets x 15 cells x 15 blocks
 
 
-def test_leaderboard_rebuilds_from_parquet(workdir):
+def test_leaderboard_rebuilds_from_the_store(workdir):
     r = harness("leaderboard", cwd=workdir)
     assert r.returncode == 0, r.stderr
-    assert (workdir / "results/leaderboard.md").exists()
+    text = (workdir / "results/leaderboard.md").read_text()
+    assert "tr-net-5-5" in text and "Real-training cost" in text  # the two training runs above
 
 
 @pytest.mark.parametrize("args, msg", [

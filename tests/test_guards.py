@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.bench.guards import FORMAT, check, load_current, main, step_figures, summarise
-from harness.measure.memory import ALL_CONV3X3
+from harness.bench.guards import FORMAT, check, load_current, main, summarise
+from harness.measure.memory import step_figures
+from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import build_backbone
 from harness.transfer.splice import FrozenPrefix, TrNet, build_tr_net
@@ -186,18 +187,20 @@ class LeakyPrefix(FrozenPrefix):
         super().__init__(backbone, j)
         self.requires_grad_(True)
 
-    def forward(self, x):
+    def outputs(self, x, last):
+        kept = []
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)
-        return x
+            kept = (kept + [x])[-last:]
+        return kept
 
 
 def test_guard_catches_a_splice_that_keeps_prefix_activations(tmp_path):
     torch.manual_seed(0)
     backbone = build_backbone("resnet32")
     x, y = torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
-    good = step_figures(build_tr_net(ALL_CONV3X3, backbone, i=5, j=5), x, y)
+    good = step_figures(build_tr_net(NB201Network(ALL_CONV3X3), backbone, i=5, j=5), x, y)
     broken = step_figures(TrNet(LeakyPrefix(backbone, 5), NB201Network(ALL_CONV3X3), 5), x, y)
     assert broken["saved_bytes"] > 1.3 * good["saved_bytes"]
 

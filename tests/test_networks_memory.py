@@ -1,15 +1,16 @@
-"""Memory accounting: exact saved-for-backward bytes, the Tr-Net saving, the benchmark script."""
-import importlib.util
+"""Memory accounting: exact saved-for-backward bytes, the Tr-Net saving, the memory benchmark kind."""
 import weakref
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
 from harness import HarnessError
-from harness.measure.memory import (ALL_CONV3X3, SavedTensorCounter, cuda_peak_bytes, nb201_memory_rows,
-                                     peak_rss_bytes, saved_tensor_bytes, step_memory, summarise_memory)
+from harness.bench.definition import build_definition, load_definition
+from harness.bench.runner import run_benchmark
+from harness.measure.memory import SavedTensorCounter, cuda_peak_bytes, saved_tensor_bytes, step_figures
+from harness.spaces.nb201.encoding import ALL_CONV3X3
+from harness.store.results import ResultsStore
 from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import build_backbone
 from harness.transfer.splice import build_tr_net
@@ -18,7 +19,7 @@ from harness.transfer.splice import build_tr_net
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    return NB201Network(ALL_CONV3X3), build_tr_net(ALL_CONV3X3, build_backbone("resnet32"), i=5, j=5)
+    return NB201Network(ALL_CONV3X3), build_tr_net(NB201Network(ALL_CONV3X3), build_backbone("resnet32"), i=5, j=5)
 
 
 def _batch(n):
@@ -90,14 +91,14 @@ def test_include_state_adds_parameter_storage(models):
     assert param_bytes <= extra < param_bytes + 100_000  # all weights are saved; plus BN buffers
 
 
-def test_step_memory_on_cpu(models):
+def test_step_figures_on_cpu(models):
     _, trnet = models
-    stats = step_memory(trnet, *_batch(2))
-    assert stats["saved_bytes"] == saved_tensor_bytes(trnet, *_batch(2))
+    x, y = _batch(2)
+    stats = step_figures(trnet, x, y)
+    assert stats["saved_bytes"] == saved_tensor_bytes(trnet, x, y)
     assert stats["trainable_params"] < stats["params"]
-    assert 0 < stats["peak_rss_bytes"] <= peak_rss_bytes()
+    assert set(stats) == {"saved_bytes", "params", "trainable_params"}  # no CUDA peak on the CPU
     assert all(p.grad is None for p in trnet.parameters())  # gradients cleared afterwards
-    assert set(step_memory(trnet, *_batch(2), peak=False)) == {"saved_bytes", "params", "trainable_params"}
 
 
 def test_cuda_peak_bytes():
@@ -109,29 +110,31 @@ def test_cuda_peak_bytes():
     assert cuda_peak_bytes(lambda: x * 2) >= 2 * 4 * 1024 * 1024
 
 
-def test_memory_rows_and_summary():
-    rows = nb201_memory_rows(batch_size=2, n_random=2, seed=0)
-    assert list(rows["kind"]) == ["all_conv3x3", "random", "random"]
-    assert rows["arch"].iloc[0] == ALL_CONV3X3
-    assert (rows["original_saved_bytes"] > rows["trnet_5_5_saved_bytes"]).all()
-    assert (rows["trnet_5_5_trainable_params"] < rows["trnet_5_5_params"]).all()
-    summary = summarise_memory(rows)
-    assert list(summary["kind"]) == ["all_conv3x3", "random"] and list(summary["n_archs"]) == [1, 2]
-    random = rows[rows["kind"] == "random"]
-    assert summary["saved_ratio"].iloc[1] == pytest.approx(
-        random["original_saved_bytes"].mean() / random["trnet_5_5_saved_bytes"].mean())
-    with pytest.raises(HarnessError, match="batch_size=0"):
-        nb201_memory_rows(batch_size=0)
+def test_memory_kind_writes_rows_through_the_store(tmp_path):
+    raw = {"name": "mem-test", "kind": "memory", "batch_size": 2, "archs": 2, "arch_list": [ALL_CONV3X3]}
+    df = run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
+    assert list(df["selection"]) == [ALL_CONV3X3, "random", "random"]
+    assert (df["original/saved_bytes"] > df["tr-net-5-5/saved_bytes"]).all()
+    assert (df["tr-net-5-5/trainable_params"] < df["tr-net-5-5/params"]).all()
+    assert df["saved_ratio"].iloc[0] >= 2.0  # paper Table 2: about 2.1x
+    stored = ResultsStore(tmp_path).read("memory")
+    assert len(stored) == 3 and {"commit", "device", "seed", "version_torch", "config", "batch_id"} <= set(stored.columns)
+    with pytest.raises(HarnessError, match="'batch_size' must be >= 1"):
+        build_definition({**raw, "batch_size": 0}, "test")
 
 
-def test_bench_script_writes_results(tmp_path):
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_memory.py"
-    spec = importlib.util.spec_from_file_location("bench_memory", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    summary = script.main(["--batch-size", "2", "--n-random", "1", "--device", "cpu", "--out-dir", str(tmp_path)])
-    assert summary["saved_ratio"].iloc[0] >= 2.0
-    rows = pd.read_parquet(tmp_path / "memory-nb201.parquet")
-    assert len(rows) == 2 and {"commit", "device", "seed", "version_torch"} <= set(rows.columns)
-    text = (tmp_path / "memory-nb201.md").read_text()
-    assert "| all_conv3x3 | 1 |" in text and "1.12 GB" in text
+def test_memory_definition_is_valid():
+    defn = load_definition(Path(__file__).resolve().parents[1] / "benchmarks" / "nb201-memory.toml")
+    assert defn.kind == "memory" and defn["batch_size"] == 256 and defn["archs"] == 50
+
+
+def test_a_branch_whose_output_is_never_used_is_not_counted():
+    """Node 2 below reaches the cell output only through a 'none' edge: its graph is freed during
+    the forward, so it keeps nothing for backward -- exactly like a cell where node 2 is empty.
+    Counting at save time instead made the total depend on allocator address reuse."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 32, 32), torch.zeros(8, dtype=torch.long)
+    dead = NB201Network("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|")
+    empty = NB201Network("|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|")
+    counts = {saved_tensor_bytes(dead, x, y) for _ in range(3)}
+    assert counts == {saved_tensor_bytes(empty, x, y)}

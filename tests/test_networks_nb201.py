@@ -38,8 +38,8 @@ def test_body_layout_and_cell_positions():
     assert len(net.cells) == 17
     reductions = [k for k, m in enumerate(net.cells) if isinstance(m, ResNetBasicblock)]
     assert reductions == [5, 11]
-    assert net.cell_positions() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
-    assert all(isinstance(net.cells[p], InferCell) for p in net.cell_positions())
+    assert net.search_positions() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
+    assert all(isinstance(net.cells[p], InferCell) for p in net.search_positions())
     assert [m.out_dim for m in net.cells] == [16] * 5 + [32] * 6 + [64] * 6
     with pytest.raises(HarnessError, match="search cell 16: must be in 1..15"):
         search_cell_position(16)

@@ -9,6 +9,7 @@ from harness.measure.counting import count_params
 from harness.spaces.nb201.network import InferCell, NB201Network
 from harness.spaces.nb201.ops import ResNetBasicblock
 from harness.backbones.resnet import build_backbone
+from harness.spaces.nb201.supernet import NB201Supernet
 from harness.transfer.splice import build_tr_net, build_tr_supernet, trainable_parameters
 from harness.spaces.nb201.supernet import SearchCell
 
@@ -27,13 +28,13 @@ def _prefix_state(model):
 
 
 def test_tr_net_5_5_and_10_10_build(resnet32):
-    t55 = build_tr_net(ALL_CONV, resnet32, i=5, j=5)
-    assert len(t55.prefix.blocks) == 5 and len(t55.suffix_cells) == 12
-    assert isinstance(t55.suffix_cells[0], ResNetBasicblock)  # i multiple of 5: a reduction block follows
-    t1010 = build_tr_net(ALL_CONV, resnet32, i=10, j=10)
-    assert len(t1010.prefix.blocks) == 10 and len(t1010.suffix_cells) == 6
-    t33 = build_tr_net(ALL_CONV, resnet32, i=3, j=3)
-    assert len(t33.suffix_cells) == 14 and isinstance(t33.suffix_cells[0], InferCell)
+    t55 = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5)
+    assert len(t55.prefix.blocks) == 5 and len(t55.tail.cells) == 12
+    assert isinstance(t55.tail.cells[0], ResNetBasicblock)  # i multiple of 5: a reduction block follows
+    t1010 = build_tr_net(NB201Network(ALL_CONV), resnet32, i=10, j=10)
+    assert len(t1010.prefix.blocks) == 10 and len(t1010.tail.cells) == 6
+    t33 = build_tr_net(NB201Network(ALL_CONV), resnet32, i=3, j=3)
+    assert len(t33.tail.cells) == 14 and isinstance(t33.tail.cells[0], InferCell)
     x = torch.randn(2, 3, 32, 32)
     assert t55(x).shape == (2, 10) and t1010(x).shape == (2, 10)
     # The prefix shares the backbone's modules (one frozen prefix for every candidate, no copy).
@@ -44,9 +45,9 @@ def test_tr_net_5_5_and_10_10_build(resnet32):
 
 def test_gradients_only_reach_the_suffix(resnet32):
     torch.manual_seed(1)
-    model = build_tr_net(ALL_CONV, resnet32, i=5, j=5, input_size=SMALL)
+    model = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5, input_size=SMALL)
     before = _prefix_state(model)
-    suffix_bn = model.suffix_cells[1].layers[0][2]
+    suffix_bn = model.tail.cells[1].layers[0][2]
     suffix_stats = suffix_bn.running_mean.clone()
     model.train()
     assert model.training and not model.prefix.training
@@ -62,7 +63,7 @@ def test_gradients_only_reach_the_suffix(resnet32):
 
 
 def test_prefix_is_not_in_the_optimizer(resnet32):
-    model = build_tr_net(ALL_CONV, resnet32, i=5, j=5, input_size=SMALL)
+    model = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5, input_size=SMALL)
     trainable = trainable_parameters(model)
     prefix_ids = {id(p) for p in model.prefix.parameters()}
     assert prefix_ids and not prefix_ids & {id(p) for p in trainable}
@@ -77,7 +78,7 @@ def test_prefix_is_not_in_the_optimizer(resnet32):
 def test_prefix_uses_the_loaded_backbone_weights(resnet32, tmp_path):
     path = save_backbone(tmp_path / "r32.pt", resnet32, "resnet32", {"epochs": 1})
     backbone, _ = load_backbone(path, expect="resnet32")
-    model = build_tr_net(ALL_CONV, backbone, i=5, j=5, input_size=SMALL).train()
+    model = build_tr_net(NB201Network(ALL_CONV), backbone, i=5, j=5, input_size=SMALL).train()
     x = torch.randn(2, *SMALL)
     with torch.no_grad():
         want = resnet32.eval().forward_features(x)[4]
@@ -87,7 +88,7 @@ def test_prefix_uses_the_loaded_backbone_weights(resnet32, tmp_path):
 
 def test_suffix_is_the_nb201_network_after_cell_i(resnet32):
     torch.manual_seed(2)
-    model = build_tr_net(ALL_CONV, resnet32, i=5, j=5, input_size=SMALL)
+    model = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5, input_size=SMALL)
     torch.manual_seed(2)
     net = NB201Network(ALL_CONV)  # same seed, same construction order -> same weights
     model.eval(), net.eval()
@@ -97,16 +98,16 @@ def test_suffix_is_the_nb201_network_after_cell_i(resnet32):
         for cell in net.cells[5:]:
             feature = cell(feature)
         want = net.head(feature)
-        got = model.suffix_cells[0](x)
-        for cell in model.suffix_cells[1:]:
+        got = model.tail.cells[0](x)
+        for cell in model.tail.cells[1:]:
             got = cell(got)
-        assert torch.equal(model.classifier(model.global_pooling(model.lastact(got)).flatten(1)), want)
+        assert torch.equal(model.tail.classifier(model.tail.global_pooling(model.tail.lastact(got)).flatten(1)), want)
 
 
 def test_tr_supernet(resnet32):
     torch.manual_seed(3)
-    model = build_tr_supernet(resnet32, i=5, j=5, input_size=SMALL)
-    assert len(model.suffix_cells) == 12 and sum(isinstance(c, SearchCell) for c in model.suffix_cells) == 10
+    model = build_tr_supernet(NB201Supernet(), resnet32, i=5, j=5, input_size=SMALL)
+    assert len(model.tail.cells) == 12 and sum(isinstance(c, SearchCell) for c in model.tail.cells) == 10
     assert any(p is model.arch_parameters for p in trainable_parameters(model))
     assert all(p is not model.arch_parameters for p in model.weight_parameters())
     model.train()
@@ -125,20 +126,20 @@ def test_tr_supernet(resnet32):
 
 def test_bad_inputs(resnet32):
     with pytest.raises(HarnessError, match="backbone 'resnet33': unknown"):
-        build_tr_net(ALL_CONV, "resnet33")
+        build_tr_net(NB201Network(ALL_CONV), "resnet33")
     with pytest.raises(HarnessError, match=r"j=15: must be in 1..14 \(the backbone has 15 blocks\)"):
-        build_tr_net(ALL_CONV, resnet32, i=5, j=15)
+        build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=15)
     with pytest.raises(HarnessError, match="j=0: must be in 1..14"):
-        build_tr_net(ALL_CONV, resnet32, i=5, j=0)
+        build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=0)
     for i in (0, 15):
         with pytest.raises(HarnessError, match=rf"i={i}: must be in 1..14"):
-            build_tr_net(ALL_CONV, resnet32, i=i, j=5)
+            build_tr_net(NB201Network(ALL_CONV), resnet32, i=i, j=5)
     with pytest.raises(HarnessError, match=r"Tr-Net-5-6: backbone prefix output shape \(C, H, W\) = \(32, 16, 16\) "
                                            r"does not fit .* after cell 5, which expects shape \(16, 32, 32\)"):
-        build_tr_net(ALL_CONV, resnet32, i=5, j=6)
+        build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=6)
     with pytest.raises(HarnessError, match=r"= \(64, 8, 8\) does not fit .* expects shape \(32, 16, 16\)"):
-        build_tr_supernet(resnet32, i=10, j=11)
+        build_tr_supernet(NB201Supernet(), resnet32, i=10, j=11)
     with pytest.raises(HarnessError, match=r"= \(64, 32, 32\) does not fit .* expects shape \(16, 32, 32\)"):
-        build_tr_net(ALL_CONV, build_backbone("resnet20-wide"), i=3, j=3)  # channels differ
+        build_tr_net(NB201Network(ALL_CONV), build_backbone("resnet20-wide"), i=3, j=3)  # channels differ
     with pytest.raises(HarnessError, match="expected a CifarResNet"):
-        build_tr_net(ALL_CONV, NB201Network(ALL_CONV))
+        build_tr_net(NB201Network(ALL_CONV), NB201Network(ALL_CONV))

@@ -1,16 +1,28 @@
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness import HarnessError
-from harness.analysis.rank import rank_table_proxy, top_k
+from harness.store.results import ResultsStore
+from harness.analysis.rank import rank_proxy, top_k
 from harness.spaces.nb201 import encoding as nb201
-from harness.tabular.nb201 import NB201Table
+from harness.tabular import TabularBenchmark, get_table, register_table, registry, table_spaces
+from harness.tabular.nb201 import DATASETS, METRICS, NB201Table
+
+TABULAR = Path(registry.__file__).parent
 
 INDEX1234 = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"
+
+
+def rank_table_proxy(table, dataset, metric="val_acc", epochs=12, **kw):
+    """A table column ranked against the table's ground truth (200-epoch seed-mean test accuracy)."""
+    return rank_proxy(table.column(dataset, metric, epochs), table.ground_truth(dataset), dataset=dataset,
+                      proxy_name=f"{metric}@{epochs}", **kw)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +86,7 @@ def test_table1_original_random_1000(table):
 
 
 def test_noise_ceiling(table):
-    r = rank_table_proxy(table, "cifar10", "nb201-200ep-oneseed")
+    r = rank_table_proxy(table, "cifar10", "test_acc_oneseed", 200)
     assert r.n == nb201.NUM_ARCHS and 0.93 < r.krocc < 0.96
 
 
@@ -88,23 +100,115 @@ def test_top_k_tie_rules():
         top_k(truth, 0)
 
 
-def test_official_backend_missing_file_is_clear():
+def test_parquet_loader_rejects_official_files_with_a_pointer(tmp_path):
+    (pth := tmp_path / "NAS-Bench-201-v1_1-096897.pth").write_bytes(b"")
+    with pytest.raises(HarnessError, match=r"NAS-Bench-201-v1_1-096897.pth'?: not a .parquet table.*get_table"):
+        NB201Table.load(pth)
     with pytest.raises(HarnessError, match="does not exist"):
-        NB201Table.load("/nonexistent/NAS-Bench-201-v1_1-096897.pth")
+        NB201Table.load("/nonexistent/nb201.parquet")
 
 
-@pytest.mark.parametrize("env", ["HARNESS_NB201_API_FILE", "HARNESS_NATS_TSS_FILE"])
-def test_official_backend_matches_shipped_table(env, table):
-    """Runs where a user owns the official file and points the variable at it."""
-    import os
+# -- the TabularBenchmark interface and the registry ------------------------------------------
 
-    path = os.environ.get(env)
-    if not path:
-        pytest.skip(f"{env} not set: the official benchmark file is not on this machine")
-    official = NB201Table.load(path)
-    for ds in ("cifar10", "cifar100", "ImageNet16-120"):
-        np.testing.assert_allclose(official.column(ds, "val_acc", 12), table.column(ds, "val_acc", 12), atol=1e-6)
-        np.testing.assert_allclose(official.column(ds, "test_acc", 200), table.column(ds, "test_acc", 200), atol=1e-6)
+def test_registry_gives_the_shipped_table(table):
+    assert "nb201" in table_spaces()
+    assert get_table() is get_table("nb201") is table
+    assert isinstance(table, TabularBenchmark)
+    assert (table.space, table.num_archs, table.datasets) == ("nb201", nb201.NUM_ARCHS, DATASETS)
+    assert table.source.endswith("nb201.parquet")
+
+
+def test_registry_reads_a_parquet_path(table):
+    other = get_table("nb201", TABULAR / "nb201.parquet")
+    assert other is not table and other.source == str(TABULAR / "nb201.parquet")
+    np.testing.assert_array_equal(other.ground_truth("cifar100"), table.ground_truth("cifar100"))
+
+
+def test_unknown_space_lists_the_known_ones():
+    with pytest.raises(HarnessError, match=r"^tabular benchmark 'nb101': unknown \(known: .*nb201.*\)$"):
+        get_table("nb101")
+
+
+def test_register_table(monkeypatch, table):
+    monkeypatch.setattr(registry, "_LOADERS", dict(registry._LOADERS))
+    seen = []
+    register_table("toy", lambda path: seen.append(path) or table)
+    assert get_table("toy", "somewhere") is table and seen == ["somewhere"]
+    assert table_spaces() == ("nb201", "toy")
+
+
+def test_lookup_and_ground_truth_values(table):
+    assert table.lookup(0, "cifar10", "val_acc", 12) == 63.363999980468748
+    assert table.lookup(INDEX1234, "ImageNet16-120", "val_acc", 12) == 0.83333333142598465
+    assert table.lookup(nb201.parse(INDEX1234), "ImageNet16-120", "val_acc", 12) == 0.83333333142598465
+    assert table.lookup(15624, "cifar100", "test_acc", 12) == 25.359999999999999
+    assert table.lookup(0, "cifar100", "test_acc_oneseed", 200) == 53.079999951171878
+    assert isinstance(table.lookup(0, "cifar10", "val_acc", 12), float)
+    gt = table.ground_truth("cifar10")
+    assert gt[0] == 85.863333333333344 and table.ground_truth("ImageNet16-120")[15624] == 21.411111104329425
+    assert gt.shape == (nb201.NUM_ARCHS,) and not gt.flags.writeable
+    np.testing.assert_array_equal(gt, table.column("cifar10", "test_acc", 200))
+    with pytest.raises(HarnessError, match="dataset 'svhn': unknown"):
+        table.ground_truth("svhn")
+
+
+def test_rows_and_metrics(table):
+    assert table.index_of(INDEX1234) == table.index_of(nb201.parse(INDEX1234)) == table.index_of(1234) == 1234
+    assert table.indices_of([INDEX1234, 7, nb201.from_index(3)]).tolist() == [1234, 7, 3]
+    assert table.metrics() == METRICS == {"val_acc": (12,), "test_acc": (12, 200), "test_acc_oneseed": (12, 200)}
+    table.metrics()["val_acc"] = (1,)
+    assert table.metrics()["val_acc"] == (12,)
+    with pytest.raises(HarnessError, match="arch 'nope'"):
+        table.lookup("nope", "cifar10", "val_acc", 12)
+
+
+# -- no import cycle ----------------------------------------------------------------------------
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_official_imports_on_its_own():
+    r = _fresh_python("import harness.tabular.official")
+    assert r.returncode == 0, r.stderr
+
+
+def test_nb201_alone_does_not_import_the_official_backend():
+    # Load nb201.py by itself with official.py and the registry made unimportable.
+    code = ("import importlib.util, sys\n"
+            "sys.modules['harness.tabular.official'] = sys.modules['harness.tabular.registry'] = None\n"
+            f"spec = importlib.util.spec_from_file_location('nb201_alone', {str(TABULAR / 'nb201.py')!r})\n"
+            "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+            f"table = mod.NB201Table._from_parquet({str(TABULAR / 'nb201.parquet')!r})\n"
+            "print(table.lookup(0, 'cifar10', 'test_acc', 200), 'harness.tabular' in sys.modules)")
+    r = _fresh_python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "85.86333333333334 False"
+
+
+def test_package_exports_the_registry():
+    r = _fresh_python("from harness.tabular import TabularBenchmark, get_table, register_table, table_spaces\n"
+                      "print(table_spaces(), get_table().num_archs)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "('nb201',) 15625"
+
+
+def _imports(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in TABULAR.glob("*.py")))
+def test_no_function_local_imports_but_the_optional_packages(module):
+    tree = ast.parse((TABULAR / module).read_text())
+    local = {m for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for m in _imports(f)}
+    assert local <= {"nas_201_api", "nats_bench"}, local
+    if module == "nb201.py":
+        assert not {m for m in _imports(tree) if m.startswith(("harness.tabular.official", "harness.tabular.registry"))}
 
 
 def _cli(*args, cwd):
@@ -115,12 +219,12 @@ def test_cli_rank_writes_parquet(tmp_path):
     r = _cli("rank", "--dataset", "cifar100", "--top-k", "1000", "--results", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "0.3190" in r.stdout and "0.4623" in r.stdout
-    df = pd.read_parquet(tmp_path / "rank.parquet")
-    assert len(df) == 1 and {"commit", "version_torch", "seed", "wall_s", "n"} <= set(df.columns)
+    df = ResultsStore(tmp_path).read("rank")
+    assert len(df) == 1 and {"commit", "version_torch", "seed", "wall_s", "n", "batch_id", "config"} <= set(df.columns)
 
 
 def test_cli_bad_input_exit_2_one_line(tmp_path):
     r = _cli("rank", "--dataset", "mnist", "--results", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "dataset 'mnist'" in r.stderr
-    assert not (tmp_path / "rank.parquet").exists()
+    assert r.stderr.strip().count("\n") == 0 and "'mnist'" in r.stderr
+    assert not (tmp_path / "rank").exists()

@@ -3,13 +3,16 @@ real Tr-Net run recording it. Tiny: 64 embedded images, 1 epoch, a ResNet-20 pre
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from harness import HarnessError
+from harness.proxies import train_candidate
+from harness.spaces import get_space
+from harness.store.results import ResultsStore
 from harness.data.datasets import load_dataset
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import build_backbone
+from harness.spaces.nb201.network import NB201Network
 from harness.transfer.splice import build_tr_net
 from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
@@ -55,7 +58,7 @@ def test_compatible_pairs_are_exactly_the_splices_build_tr_net_accepts():
     for i in range(1, 16):
         for j in range(1, 16):
             try:
-                build_tr_net(ARCH, resnet32, i, j)
+                build_tr_net(NB201Network(ARCH), resnet32, i, j)
                 accepted = True
             except HarnessError:
                 accepted = False
@@ -71,7 +74,7 @@ def test_choice_from_a_matrix_is_spliceable_and_recorded(data, backbone):
     assert (i, j) == (record["transfer_i"], record["transfer_j"])
     resnet20, _ = load_backbone(backbone)
     assert splice_compatible(resnet20)(i, j)
-    net = build_tr_net(ARCH, resnet20, i, j)
+    net = build_tr_net(NB201Network(ARCH), resnet20, i, j)
     assert net.i == i and net.j == j
     assert set(record) >= RECORD_KEYS and record["transfer_source"] == "matrix" and record["transfer"] == "auto"
     path = json.loads(record["transfer_path"])
@@ -98,11 +101,11 @@ def test_small_cka_run_then_choice(data, backbone, tmp_path):
     i, j, record = auto_transfer(backbone, data, threshold=0.05, n_archs=1, train_cfg=TINY, seed=0,
                                  out_dir=out, n_eval=64, batch_size=32)
     resnet20, _ = load_backbone(backbone)
-    build_tr_net(ARCH, resnet20, i, j)
-    assert record["transfer_source"] == str(out / "cka.parquet") and len(json.loads(record["transfer_cka_archs"])) == 1
+    build_tr_net(NB201Network(ARCH), resnet20, i, j)
+    assert record["transfer_source"] == str(out / "cka") and len(json.loads(record["transfer_cka_archs"])) == 1
     # Reusing the table gives the same answer without training anything.
-    assert auto_transfer(backbone, data, threshold=0.05, cka=out / "cka.parquet")[:2] == (i, j)
-    df = pd.read_parquet(out / "cka.parquet")
+    assert auto_transfer(backbone, data, threshold=0.05, cka=out / "cka")[:2] == (i, j)
+    df = ResultsStore(out).read("cka")
     mean = df.pivot_table(index="cell", columns="block", values="cka").to_numpy()
     assert record["transfer_cka"] == pytest.approx(mean[i - 1, j - 1])
 
@@ -112,7 +115,12 @@ def test_tr_net_run_records_the_chosen_depth(data, backbone):
                               progress=False)
     assert row["method"] == method_for(row["transfer_i"], row["transfer_j"])
     assert row["trainable_params"] < row["params"] and row["backbone"] == str(backbone)
-    assert row["test_acc"] >= 0 and set(row) >= RECORD_KEYS
+    assert set(row) >= RECORD_KEYS
+    # The auto path is exactly a Tr-Net-i-j training run with the chosen i, j and the same seed.
+    direct = train_candidate(get_space("nb201"), ARCH, row["method"], data, cfg=TINY, backbone=backbone, seed=0,
+                             progress=False)
+    assert (row["val_acc"], row["test_acc"], row["train_loss"]) == (direct["val_acc"], direct["test_acc"],
+                                                                   direct["train_loss"])
 
 
 @pytest.mark.parametrize("threshold", [0, 0.0, -0.1, 1.5, float("nan"), "high", None, True])

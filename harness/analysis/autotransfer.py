@@ -1,4 +1,4 @@
-"""``--transfer auto``: choose Tr-Net-i-j's (i, j) from CKA instead of fixing i = j = 5 (issue 7, item 3).
+"""``--transfer auto``: choose Tr-Net-i-j's (i, j) from CKA instead of fixing i = j = 5.
 
 The paper fixes the transfer depth by hand and leaves choosing it to "a proper metric" (footnote
 1). Here a small CKA run (:func:`harness.analysis.similarity.run_cka`: the backbone vs a few
@@ -30,13 +30,15 @@ import torch
 
 from harness import HarnessError
 from harness.analysis.similarity import load_cka, resolve_archs, run_cka
-from harness.transfer.depth import DEFAULT_THRESHOLD, choose_transfer_depth
+from harness.transfer.depth import DEFAULT_THRESHOLD, check_threshold, choose_transfer_depth
 from harness.data.datasets import Dataset
 from harness.backbones.checkpoint import load_backbone
 from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import CifarResNet
 from harness.transfer.splice import build_tr_net
 from harness.proxies.training import train_candidate
+from harness.spaces import get_space
+from harness.store.results import ResultsStore
 from harness.train.recipe import ORIGINAL, TrainConfig
 
 #: Any architecture serves to read NB201's cell shapes (they do not depend on the ops).
@@ -58,7 +60,7 @@ def splice_shapes(backbone: CifarResNet, input_size: tuple[int, int, int] = (3, 
     x = torch.zeros(1, *input_size)
     nb201 = NB201Network(_SHAPE_ARCH, N=N).eval()
     body = nb201.forward_features(x)
-    cells = [tuple(body[p].shape[1:]) for p in nb201.cell_positions()]
+    cells = [tuple(body[p].shape[1:]) for p in nb201.search_positions()]
     was_training = backbone.training
     backbone = backbone.eval()
     param = next(backbone.parameters())
@@ -80,16 +82,6 @@ def _compatible(cells: list, blocks: list) -> Callable[[int, int], bool]:
     return compatible
 
 
-def _check_threshold(threshold) -> float:
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(threshold, bool) or not 0.0 < value <= 1.0:  # also rejects NaN
-        raise HarnessError(f"transfer threshold: must be a number in (0, 1], got {threshold!r}")
-    return value
-
-
 def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: float = DEFAULT_THRESHOLD,
                   n_archs: int = 3, train_cfg: TrainConfig = ORIGINAL, seed: int = 0, cka=None,
                   out_dir: "str | Path | None" = None, n_eval: int = 500, batch_size: int = 250,
@@ -101,7 +93,7 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
     a ``cka.parquet`` (its mean over the NB201 networks); an array is used as the mean matrix
     (cells x blocks). Raises :class:`HarnessError` when no compatible pair reaches ``threshold``.
     """
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     backbone, _ = load_backbone(backbone_ckpt)  # a missing / bad checkpoint fails before any training
     input_size = tuple(data.train.x.shape[1:])
     cell_shapes, block_shapes = splice_shapes(backbone, input_size)
@@ -109,10 +101,11 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
     if cka is None:
         resolve_archs(n_archs, seed)  # reject a bad count here, with the same message as run_cka
         with tempfile.TemporaryDirectory(prefix="cka-auto-") as tmp:
-            result = run_cka(backbone_ckpt, n_archs, data, out_dir=out_dir or tmp, n_eval=n_eval,
+            store = ResultsStore(out_dir or tmp)
+            result = run_cka(backbone_ckpt, n_archs, data, out_dir=store.path("cka"), store=store, n_eval=n_eval,
                              batch_size=batch_size, train_cfg=train_cfg, seed=seed, progress=progress)
         mean = result.mean
-        source = {"transfer_source": str(result.parquet_path) if out_dir else "cka run (not kept)",
+        source = {"transfer_source": str(store.path("cka")) if out_dir else "cka run (not kept)",
                   "transfer_cka_archs": json.dumps(result.archs)}
     elif isinstance(cka, (str, Path)):
         _, _, mean = load_cka(cka)
@@ -131,7 +124,7 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
         if cka is None and out_dir:  # the CKA run was expensive: say how to reuse it
             raise HarnessError(f"{exc}; the CKA table is kept: reuse it with cka={source['transfer_source']}") from None
         raise
-    build_tr_net(_SHAPE_ARCH, backbone, choice.i, choice.j, num_classes=data.num_classes,
+    build_tr_net(NB201Network(_SHAPE_ARCH, num_classes=data.num_classes), backbone, choice.i, choice.j,
                  input_size=input_size)  # the splice itself must accept it; raises otherwise
     return choice.i, choice.j, {"transfer": "auto", **choice.as_record(), **source}
 
@@ -141,8 +134,9 @@ def train_auto_transfer(arch, data: Dataset, *, backbone: "str | Path", cfg: "Tr
                         cka_cfg: TrainConfig = ORIGINAL, cka_out: "str | Path | None" = None,
                         seed: int = 0, progress: bool = True) -> dict:
     """Train ``arch`` as Tr-Net-i-j with (i, j) from :func:`auto_transfer`; the results row of
-    :func:`harness.train.candidates.train_candidate` plus the transfer record."""
+    :func:`harness.proxies.training.train_candidate` plus the transfer record."""
     i, j, record = auto_transfer(backbone, data, threshold=threshold, n_archs=n_archs, train_cfg=cka_cfg,
                                  seed=seed, cka=cka, out_dir=cka_out, progress=progress)
-    row = train_candidate(arch, method_for(i, j), data, cfg=cfg, backbone=backbone, seed=seed, progress=progress)
+    row = train_candidate(get_space("nb201"), arch, method_for(i, j), data, cfg=cfg, backbone=backbone, seed=seed,
+                          progress=progress)
     return {**row, **record}

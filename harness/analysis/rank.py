@@ -21,14 +21,7 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from harness import HarnessError
-from harness.tabular.nb201 import NB201Table
 
-#: Named proxies over the table: name -> (metric, epochs).
-TABLE_PROXIES: dict[str, tuple[str, int]] = {
-    "nb201-12ep-val": ("val_acc", 12),          # the paper's "Original"
-    "nb201-12ep-test": ("test_acc", 12),
-    "nb201-200ep-oneseed": ("test_acc_oneseed", 200),  # noise ceiling: one more full training
-}
 TIES = ("drop", "stable", "include")
 
 
@@ -107,16 +100,3 @@ def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name
     label = f"random-{n}" if n < len(known) else f"all-{n}"
     return RankResult(dataset, proxy_name, label, n, draws, float(np.mean(taus)), float(np.std(taus)),
                       float(np.mean(rhos)), float(np.std(rhos)), seed, time.perf_counter() - t0)
-
-
-def table_proxy(table: NB201Table, dataset: str, proxy: str) -> np.ndarray:
-    if proxy not in TABLE_PROXIES:
-        raise HarnessError(f"proxy {proxy!r}: unknown (known: {', '.join(TABLE_PROXIES)})")
-    metric, epochs = TABLE_PROXIES[proxy]
-    return table.column(dataset, metric, epochs)
-
-
-def rank_table_proxy(table: NB201Table, dataset: str, proxy: str = "nb201-12ep-val", **kw) -> RankResult:
-    """A named table proxy (``TABLE_PROXIES``) against the 200-epoch seed-mean test accuracy."""
-    return rank_proxy(table_proxy(table, dataset, proxy), table.column(dataset, "test_acc", 200),
-                      dataset=dataset, proxy_name=proxy, **kw)

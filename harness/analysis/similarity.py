@@ -1,4 +1,4 @@
-"""The CKA experiment of the paper's Figs. 1 and 2, end to end (issue 7, item 2).
+"""The CKA experiment of the paper's Figs. 1 and 2, end to end.
 
 Paper Sec. 3.1, Case 1: train a ResNet-32, train many NB201 architectures, and compare each
 architecture's search cells with the ResNet's blocks by linear CKA on the same images; Fig. 1
@@ -41,29 +41,26 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from harness import HarnessError
 from harness.analysis.features import cka_against_reference
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
-from harness.backbones.checkpoint import load_backbone, load_network, save_network
+from harness.backbones.checkpoint import load_backbone
+from harness.methods.oneshot.darts import SUPERNET_RECIPE, train_supernet
+from harness.proxies.training import train_network
+from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network, search_cell_position
-from harness.spaces.nb201.supernet import NB201Supernet
+from harness.train.checkpoint import load_network, save_network
 from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
-from harness.store.files import write_atomic, write_parquet
+from harness.store.results import ResultsStore
 from harness.runinfo import run_record
 from harness.spaces.nb201 import encoding as space
 from harness.train.loop import TrainingDiverged, evaluate, train
 from harness.train.recipe import ORIGINAL, TrainConfig
 
 SUPERNET = "supernet"
-PARQUET, GRID_PNG, MEAN_PNG = "cka.parquet", "cka_grid.png", "cka_mean.png"
-
-#: First-order DARTS on NB201 (Liu et al. 2019; NB201's DARTS-V1 settings): weights by SGD with a
-#: cosine schedule and gradient clipping, alpha by Adam. Epochs and batch size come from train_cfg.
-SUPERNET_RECIPE = {"w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9, "w_weight_decay": 3e-4,
-                   "grad_clip": 5.0, "a_lr": 3e-4, "a_betas": (0.5, 0.999), "a_weight_decay": 1e-3}
+GRID_PNG, MEAN_PNG = "cka_grid.png", "cka_mean.png"
 
 ArchSpec = Union[str, int, Path, Sequence[str]]
 
@@ -141,63 +138,9 @@ def search_cells(model) -> list[torch.nn.Module]:
     return [model.cells[search_cell_position(i, model.N)] for i in range(1, 3 * model.N + 1)]
 
 
-def train_supernet(data: Dataset, cfg: TrainConfig, *, seed: int, progress: bool = False) -> tuple[NB201Supernet, dict]:
-    """First-order DARTS on the NB201 supernet for ``cfg.epochs`` (see ``SUPERNET_RECIPE``).
-
-    Per training batch: one Adam step on alpha with the loss on a batch of the validation split
-    (the training split when the dataset has none), then one SGD step on the weights. Returns the
-    supernet and a summary (genotype, accuracies, which split trained alpha).
-    """
-    r = SUPERNET_RECIPE
-    device = data.train.x.device
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = NB201Supernet(data.num_classes).to(device)
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=r["w_lr"], momentum=r["w_momentum"],
-                            weight_decay=r["w_weight_decay"])
-    a_opt = torch.optim.Adam([model.arch_parameters], lr=r["a_lr"], betas=r["a_betas"],
-                             weight_decay=r["a_weight_decay"])
-    arch_split, arch_name = (data.valid, "valid") if data.valid is not None else (data.train, "train")
-
-    def arch_stream():
-        while True:  # the alpha split is re-shuffled whenever it runs out
-            yield from batches(arch_split, cfg.batch_size, train=True, mean=data.mean, std=data.std,
-                               pad=data.pad, generator=gen)
-
-    arch_batches = arch_stream()
-    bar = tqdm(total=cfg.epochs * steps_per_epoch(len(data.train), cfg.batch_size), desc="supernet (DARTS-1st)",
-               disable=not progress, leave=False)
-    model.train()
-    loss_sum, seen = 0.0, 0
-    for epoch in range(cfg.epochs):
-        for group in w_opt.param_groups:  # cosine per epoch, as DARTS
-            group["lr"] = r["w_lr_min"] + (r["w_lr"] - r["w_lr_min"]) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
-        loss_sum, seen = 0.0, 0
-        for step, (x, y) in enumerate(batches(data.train, cfg.batch_size, train=True, mean=data.mean,
-                                              std=data.std, pad=data.pad, generator=gen)):
-            xa, ya = next(arch_batches)
-            a_opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xa), ya).backward()
-            a_opt.step()
-            w_opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"supernet: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.weight_parameters(), r["grad_clip"])
-            w_opt.step()
-            loss_sum, seen = loss_sum + loss.item() * len(y), seen + len(y)
-            bar.update(1)
-    bar.close()
-    model.eval()
-    return model, {"arch": model.genotype(), "train_loss": loss_sum / max(seen, 1), "alpha_split": arch_name,
-                   "val_acc": evaluate(model, data.valid, data), "test_acc": evaluate(model, data.test, data)}
-
-
 def _train_nb201(ops, data: Dataset, cfg: TrainConfig, seed: int, label: str, progress: bool) -> tuple[NB201Network, dict]:
-    torch.manual_seed(seed)  # initial weights are part of what the seed reproduces, as train_candidate
-    model = NB201Network(ops, num_classes=data.num_classes)
-    r = train(model, data, cfg, seed=seed, label=label, progress=progress)
+    model, r, _ = train_network(get_space("nb201"), ops, "original", data, cfg=cfg, seed=seed, label=label,
+                                progress=progress)
     model.eval()
     return model, {"val_acc": r.val_acc, "test_acc": r.test_acc, "train_loss": r.train_loss}
 
@@ -231,14 +174,15 @@ def _prepare_networks(specs, data: Dataset, cfg: TrainConfig, seed: int, progres
 # --- the experiment ----------------------------------------------------------------------------
 
 def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str | Path",
-            n_eval: int = 500, batch_size: int = 250, train_cfg: TrainConfig = ORIGINAL, seed: int = 0,
-            supernet: bool = False, keep_networks: bool = False, progress: bool = True) -> CkaResult:
+            store: "ResultsStore | None" = None, meta: "dict | None" = None, n_eval: int = 500, batch_size: int = 250, train_cfg: TrainConfig = ORIGINAL,
+            seed: int = 0, supernet: bool = False, keep_networks: bool = False, progress: bool = True) -> CkaResult:
     """CKA between a backbone's blocks and the search cells of NB201 networks (and a supernet).
 
     ``archs``: an int N (N random architectures, drawn with ``seed``), a list (see
     :func:`resolve_archs`), or None together with ``supernet=True`` (the supernet alone).
     Network k is trained with seed ``seed + k - 1``; ``keep_networks`` saves each trained one to
-    ``out_dir/networks/net-k.pt`` (reusable in ``archs``). See the module docstring for outputs.
+    ``out_dir/networks/net-k.pt`` (reusable in ``archs``). The rows (plus ``meta``) go to
+    ``store``'s ``cka`` table (default: a store rooted at ``out_dir``), the heatmaps to ``out_dir``.
     """
     if not isinstance(train_cfg, TrainConfig):
         raise HarnessError(f"train_cfg: expected a TrainConfig, got {type(train_cfg).__name__}")
@@ -280,7 +224,7 @@ def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str 
     df = pd.DataFrame(rows)
     df = df[front + [c for c in df.columns if c not in front]]
     out_dir.mkdir(parents=True, exist_ok=True)
-    parquet = write_parquet(df, out_dir / PARQUET)
+    parquet = (store or ResultsStore(out_dir)).append("cka", df.assign(**(meta or {})))
 
     names = [n["name"] for n in nets]
     backbone_label = backbone_meta.get("architecture") or "backbone"
@@ -302,15 +246,19 @@ def _panel_title(net: dict) -> str:
 
 
 def load_cka(path: "str | Path") -> tuple[list[str], list[np.ndarray], np.ndarray]:
-    """Read a ``cka.parquet`` of :func:`run_cka` -> (network names, matrices, mean over the NB201
-    networks -- or over all networks when there are only supernets)."""
+    """Read CKA rows of :func:`run_cka` -> (network names, matrices, mean over the NB201 networks --
+    or over all networks when there are only supernets). ``path``: one Parquet file, or a folder
+    of parts (the store's ``cka`` table), of which the latest batch is used."""
     path = Path(path)
-    if not path.is_file():
-        raise HarnessError(f"CKA table {path}: no such file")
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise HarnessError(f"CKA table {path}: no such file (or no part-*.parquet in the folder)")
     try:
-        df = pd.read_parquet(path)
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     except Exception as exc:  # pyarrow raises several kinds for a non-Parquet file
         raise HarnessError(f"CKA table {path}: not a readable Parquet file ({type(exc).__name__})") from None
+    if "batch_id" in df.columns and df["batch_id"].notna().any():
+        df = df[df["batch_id"] == df["batch_id"].dropna().iloc[-1]]
     missing = {"network", "kind", "cell", "block", "cka"} - set(df.columns)
     if missing or df.empty:
         raise HarnessError(f"CKA table {path}: not a harness CKA table (missing columns {sorted(missing)} or no rows)")

@@ -5,13 +5,14 @@ dataset's NB201 *train* split (so the backbone never sees the candidates' valida
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from harness.data.datasets import Dataset
 from harness.backbones.checkpoint import save_backbone
 from harness.backbones.resnet import build_backbone
+from harness.data.datasets import Dataset
 from harness.runinfo import run_record
 from harness.train.loop import train
 from harness.train.recipe import BACKBONE, TrainConfig
@@ -19,6 +20,22 @@ from harness.train.recipe import BACKBONE, TrainConfig
 
 def default_checkpoint_path(results: "str | Path", name: str, dataset: str) -> Path:
     return Path(results) / "checkpoints" / f"{name}-{dataset}.pt"
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """The backbone Tr-Net proxies borrow; pre-trained here when its checkpoint does not exist."""
+
+    name: str = "resnet32"
+    epochs: "int | None" = None       # None = Table 6's 200
+    batch_size: "int | None" = None
+    checkpoint: "str | None" = None   # an existing checkpoint instead of the default path
+
+    def config(self) -> TrainConfig:
+        return BACKBONE.with_(epochs=self.epochs, batch_size=self.batch_size)
+
+    def path(self, results: "str | Path", dataset: str) -> Path:
+        return Path(self.checkpoint) if self.checkpoint else default_checkpoint_path(results, self.name, dataset)
 
 
 def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig | None" = None,
@@ -33,3 +50,15 @@ def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig |
             "wall_s": r.wall_s, "config": cfg.as_dict(), **run_record(seed=seed, device=str(data.train.x.device))}
     save_backbone(out, model, name, meta)
     return meta
+
+
+def ensure_backbone(settings: BackboneSettings, data: Dataset, results: "str | Path",
+                    progress: bool = False) -> Path:
+    """The checkpoint ``settings`` names; pre-trained on ``data`` (and kept) when it does not exist."""
+    path = settings.path(results, data.name)
+    if not path.exists():
+        cfg = settings.config()
+        meta = pretrain(settings.name, data, path, cfg=cfg, progress=progress)
+        print(f"pre-trained {settings.name} on {data.name} ({meta['n_train']} images, {cfg.epochs} epochs): "
+              f"val {meta['val_acc']:.2f}% -> {path}")
+    return path

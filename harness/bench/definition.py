@@ -1,16 +1,27 @@
-"""Parse and validate one benchmark definition file (TOML).
+"""Benchmark definitions: one TOML file (or one CLI command) = one experiment of one kind.
 
-Every key is checked: an unknown key, a wrong type, an unknown dataset / sampler / method or a
-budget <= 0 is a :class:`harness.HarnessError` naming the file, the key and the problem. A
-``[full]`` table deep-merges over the rest when the run asks for the full-size variant (GPU).
+Every key is checked before any work starts: an unknown key, a wrong type, a value out of range,
+an unknown dataset / sampler / proxy / sampler option is a :class:`harness.HarnessError` naming
+the source, the key and the problem. A ``[full]`` table deep-merges over the rest when the run
+asks for the full-size variant (GPU machines). Every default lives in :data:`DEFAULTS`.
 
-Kinds:
+Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
 
-``kind = "search"``  Optuna search over NB201: ``datasets``, ``samplers``, ``budget``, ``seeds``,
-                     ``[evaluator]`` (``kind = "tabular" | "train" | "recorded"``), optional
-                     ``[sampler_options.<name>]`` and, for real training, ``[backbone]``.
-``kind = "rank"``    rank correlation of table proxies (``proxies``, ``sample``, ``draws``,
-                     ``top_k``, ``ties``) and, with ``[train]``, of real-trained proxies.
+``search``      Optuna query search: ``datasets``, ``samplers``, ``budget``, ``seeds``,
+                ``seed_offset``, ``workers``, ``proxies`` (each searched separately),
+                ``[sampler_options.<sampler>]``, ``[train]``, ``[backbone]``.
+``rank``        rank correlation vs the ground truth (paper Tables 1/3): ``datasets``,
+                ``proxies``, ``sample``, ``draws``, ``top_k``, ``ties``, ``seed``; table proxies
+                are scored on every architecture, training proxies on ``train.archs`` random ones.
+``memory``      bytes saved for backward, Original vs Tr-Net-i-j (paper Table 2): ``batch_size``,
+                ``archs`` (random architectures besides the all-conv one), ``seed``, ``i``, ``j``.
+``throughput``  training images/s, Original vs Tr-Net-i-j, interleaved: ``archs`` (random),
+                ``batch_size``, ``steps``, ``threads``, ``i``, ``j``.
+``cka``         CKA of backbone blocks vs candidate cells (paper Figs. 1/2): ``archs`` (random
+                count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``,
+                ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``).
+``train``       train given candidates once each: ``arch_list``, ``proxies`` (train:<method>),
+                ``datasets``, ``[train]``, ``[backbone]``.
 """
 from __future__ import annotations
 
@@ -21,45 +32,90 @@ from pathlib import Path
 from typing import Any
 
 from harness import HarnessError
+from harness.analysis.rank import TIES
+from harness.backbones.resnet import BACKBONES
+from harness.methods.query.samplers import SAMPLERS, make_sampler
+from harness.proxies import proxy_kind
+from harness.proxies.settings import ON_MISS
+from harness.spaces import get_space, space_names
+from harness.tabular.nb201 import DATASETS
 
 _STR, _INT, _BOOL, _FLOAT = str, int, bool, (int, float)
 _LIST_STR = "list[str]"
 _TABLE = "table"
 
-SCHEMA: dict[str, Any] = {
-    "name": _STR, "kind": _STR, "description": _STR, "space": _STR, "datasets": _LIST_STR,
-    "samplers": _LIST_STR, "budget": _INT, "seeds": _INT, "seed_offset": _INT, "workers": _INT,
-    "proxies": _LIST_STR, "sample": _INT, "draws": _INT, "top_k": _INT, "ties": _STR,
-    "sampler_options": {"*": _TABLE},
-    "evaluator": {"kind": _STR, "metric": _STR, "epochs": _INT, "methods": _LIST_STR, "data": _STR,
-                  "limit": _INT, "batch_size": _INT, "cutout": _INT, "on_miss": _STR, "record": _STR,
-                  "method_epochs": {"*": _INT}, "method_warmup": {"*": _INT}},
-    "train": {"archs": _INT, "methods": _LIST_STR, "data": _STR, "limit": _INT, "batch_size": _INT,
-              "method_epochs": {"*": _INT}, "method_warmup": {"*": _INT}, "record": _STR},
-    "backbone": {"name": _STR, "epochs": _INT, "checkpoint": _STR, "batch_size": _INT},
-    "full": _TABLE,
+TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT, "batch_size": _INT, "cutout": _INT, "archs": _INT,
+                "epochs": {"*": _INT}, "warmup": {"*": _INT}, "on_miss": _STR, "seed": _INT}
+BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR}
+COMMON = {"name": _STR, "kind": _STR, "description": _STR, "space": _STR, "full": _TABLE}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "search": {"datasets": _LIST_STR, "samplers": _LIST_STR, "budget": _INT, "seeds": _INT, "seed_offset": _INT,
+               "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE},
+               "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
+    "rank": {"datasets": _LIST_STR, "proxies": _LIST_STR, "table": _STR, "sample": _INT, "draws": _INT, "top_k": _INT,
+             "ties": _STR, "seed": _INT, "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
+    "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT, "backbone": BACKBONE_SCHEMA},
+    "throughput": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "steps": _INT, "threads": _INT, "seed": _INT, "i": _INT,
+                   "j": _INT, "backbone": BACKBONE_SCHEMA},
+    "cka": {"datasets": _LIST_STR, "archs": _INT, "arch_list": _LIST_STR, "n_eval": _INT, "eval_batch_size": _INT,
+            "supernet": _BOOL, "keep_networks": _BOOL, "seed": _INT, "out": _STR, "train": TRAIN_SCHEMA,
+            "backbone": BACKBONE_SCHEMA},
+    "train": {"datasets": _LIST_STR, "arch_list": _LIST_STR, "proxies": _LIST_STR, "train": TRAIN_SCHEMA,
+              "backbone": BACKBONE_SCHEMA},
 }
-KINDS = ("search", "rank")
-EVALUATORS = ("tabular", "train", "recorded")
+KINDS = tuple(SCHEMAS)
+
+#: Every default, per kind; a definition's value wins.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "search": {"space": "nb201", "seeds": 1, "seed_offset": 0, "workers": 1, "proxies": ["nb201-12ep-val"],
+               "sampler_options": {}, "train": {}, "backbone": {}},
+    "rank": {"space": "nb201", "proxies": ["nb201-12ep-val"], "draws": 20, "ties": "drop", "seed": 0,
+             "train": {}, "backbone": {}},
+    "memory": {"space": "nb201", "batch_size": 256, "archs": 50, "seed": 0, "i": 5, "j": 5, "backbone": {}},
+    "throughput": {"space": "nb201", "batch_size": 256, "archs": 1, "steps": 5, "threads": 0, "seed": 0,
+                   "i": 5, "j": 5, "backbone": {}},
+    "cka": {"space": "nb201", "datasets": ["cifar10"], "archs": 3, "n_eval": 500, "eval_batch_size": 250,
+            "supernet": False, "keep_networks": False, "seed": 0, "train": {}, "backbone": {}},
+    "train": {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {},
+              "backbone": {}},
+}
+REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",), "memory": (),
+            "throughput": (), "cka": ("backbone",), "train": ("arch_list",)}
+#: Integer keys that must be >= 1 (``limit``, ``archs``, ``epochs`` may be 0 where documented).
+POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
+            "eval_batch_size", "i", "j")
+NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs")
 
 
 @dataclass
 class Definition:
-    path: Path
+    """A validated definition; ``defn[key]`` falls back to the kind's default."""
+
+    source: str   # file path, or the CLI command that built it
     raw: dict
 
-    def __getitem__(self, key):
-        return self.raw[key]
+    def __getitem__(self, key: str) -> Any:
+        if key in self.raw:
+            return self.raw[key]
+        return DEFAULTS[self.kind][key]
 
-    def __contains__(self, key) -> bool:
-        return key in self.raw
+    def __contains__(self, key: str) -> bool:
+        return key in self.raw or key in DEFAULTS[self.kind]
 
-    def get(self, key, default=None):
-        return self.raw.get(key, default)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
     @property
     def name(self) -> str:
         return self.raw["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.raw["kind"]
+
+    def as_config(self) -> dict:
+        """Every option, defaults filled in: what each result row records."""
+        return {**copy.deepcopy(DEFAULTS[self.kind]), **copy.deepcopy(self.raw)}
 
 
 def _type_ok(value: Any, spec: Any) -> bool:
@@ -73,27 +129,28 @@ def _type_ok(value: Any, spec: Any) -> bool:
 
 
 def _spec_name(spec: Any) -> str:
-    if isinstance(spec, dict):
-        return "table"
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, tuple):
-        return "number"
-    return spec.__name__
+    return {_LIST_STR: "a list of strings", _TABLE: "a table"}.get(spec, None) if isinstance(spec, str) \
+        else ("a number" if isinstance(spec, tuple) else f"{'an' if spec is _INT else 'a'} {spec.__name__}")
 
 
-def _check(path: Path, data: dict, schema: dict, prefix: str = "") -> None:
+def _check(src: str, data: dict, schema: dict, prefix: str = "") -> None:
     for key, value in data.items():
         where = f"{prefix}{key}"
         spec = schema.get(key, schema.get("*"))
         if spec is None:
-            raise HarnessError(f"{path}: unknown key {where!r} (known: {', '.join(k for k in schema if k != '*')})")
+            raise HarnessError(f"{src}: unknown key {where!r} (known: {', '.join(k for k in schema if k != '*')})")
         if isinstance(spec, dict):
             if not isinstance(value, dict):
-                raise HarnessError(f"{path}: key {where!r} must be a table, got {type(value).__name__}")
-            _check(path, value, spec, where + ".")
+                raise HarnessError(f"{src}: key {where!r} must be a table, got {type(value).__name__}")
+            _check(src, value, spec, where + ".")
         elif not _type_ok(value, spec):
-            raise HarnessError(f"{path}: key {where!r} must be {_spec_name(spec)}, got {value!r}")
+            raise HarnessError(f"{src}: key {where!r} must be {_spec_name(spec)}, got {value!r}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            leaf = key if key != "*" else prefix.rstrip(".").rsplit(".", 1)[-1]
+            if (leaf in POSITIVE or prefix.rstrip(".").rsplit(".", 1)[-1] in POSITIVE) and value < 1:
+                raise HarnessError(f"{src}: key {where!r} must be >= 1, got {value}")
+            if (leaf in NON_NEGATIVE or prefix.rstrip(".").rsplit(".", 1)[-1] in NON_NEGATIVE) and value < 0:
+                raise HarnessError(f"{src}: key {where!r} must be >= 0, got {value}")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -103,8 +160,31 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def build_definition(raw: dict, source: str, *, full: bool = False, overrides: "dict | None" = None) -> Definition:
+    """Validate a definition given as a dict (``[full]`` merged when asked, then ``overrides``)."""
+    raw = copy.deepcopy(raw)
+    for key in ("name", "kind"):
+        if key not in raw:
+            raise HarnessError(f"{source}: missing key {key!r}")
+    kind = raw["kind"]
+    if kind not in SCHEMAS:
+        raise HarnessError(f"{source}: key 'kind' = {kind!r} is unknown (known: {', '.join(KINDS)})")
+    schema = {**COMMON, **SCHEMAS[kind]}
+    _check(source, raw, schema)
+    fullpart = raw.pop("full", {})
+    _check(source, fullpart, {k: v for k, v in schema.items() if k != "full"}, "full.")
+    if full:
+        raw = _merge(raw, fullpart)
+    if overrides:
+        raw = _merge(raw, {k: v for k, v in overrides.items() if v is not None})
+        _check(source, raw, schema)
+    defn = Definition(source, raw)
+    _validate(defn)
+    return defn
+
+
 def load_definition(path: "str | Path", *, full: bool = False, overrides: "dict | None" = None) -> Definition:
-    """Read, merge (``[full]`` when asked, then ``overrides``), and validate a definition."""
+    """Read and validate a TOML definition file."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"benchmark file {str(path)!r}: does not exist")
@@ -112,67 +192,70 @@ def load_definition(path: "str | Path", *, full: bool = False, overrides: "dict 
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HarnessError(f"{path}: not valid TOML: {e}") from None
-    _check(path, raw, SCHEMA)
-    fullpart = raw.pop("full", {})
-    _check(path, fullpart, {k: v for k, v in SCHEMA.items() if k != "full"}, "full.")
-    if full:
-        raw = _merge(raw, fullpart)
-    if overrides:
-        raw = _merge(raw, {k: v for k, v in overrides.items() if v is not None})
-        _check(path, raw, SCHEMA)
-    _validate(path, raw)
-    return Definition(path, raw)
+    return build_definition(raw, str(path), full=full, overrides=overrides)
 
 
-def _validate(path: Path, d: dict) -> None:
-    from harness.analysis.rank import TABLE_PROXIES, TIES
-    from harness.methods.query.samplers import SAMPLERS
-    from harness.tabular.nb201 import DATASETS, METRICS
-    from harness.proxies.training import parse_method
+def _validate(d: Definition) -> None:
+    src = d.source
 
-    def need(key: str) -> None:
-        if key not in d:
-            raise HarnessError(f"{path}: missing key {key!r}")
-
-    def one_of(key: str, value: str, known) -> None:
+    def one_of(key: str, value, known) -> None:
         if value not in known:
-            raise HarnessError(f"{path}: key {key!r}: unknown value {value!r} (known: {', '.join(known)})")
+            raise HarnessError(f"{src}: key {key!r} = {value!r} is unknown (known: {', '.join(map(str, known))})")
 
-    def positive(key: str, value: int) -> None:
-        if value <= 0:
-            raise HarnessError(f"{path}: key {key!r} must be > 0, got {value}")
-
-    for key in ("name", "kind", "datasets"):
-        need(key)
-    one_of("kind", d["kind"], KINDS)
-    one_of("space", d.get("space", "nb201"), ("nb201",))
-    if not d["datasets"]:
-        raise HarnessError(f"{path}: key 'datasets' must not be empty")
-    for ds in d["datasets"]:
-        one_of("datasets", ds, DATASETS)
-    for key in ("budget", "seeds", "workers", "sample", "draws", "top_k"):
-        if key in d:
-            positive(key, d[key])
-    for section in ("evaluator", "train"):
-        for m in d.get(section, {}).get("methods", []):
-            try:
-                parse_method(m)
-            except HarnessError as e:
-                raise HarnessError(f"{path}: key '{section}.methods': {e}") from None
-    if d["kind"] == "search":
-        for key in ("samplers", "budget", "seeds", "evaluator"):
-            need(key)
+    name = d.name
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise HarnessError(f"{src}: key 'name' = {name!r} must be a non-empty file-name-safe string "
+                           "(letters, digits, '-', '_', '.')")
+    for key in REQUIRED[d.kind]:
+        if key not in d.raw:
+            raise HarnessError(f"{src}: missing key {key!r} (needed by kind {d.kind!r})")
+    one_of("space", d["space"], space_names())
+    space = get_space(d["space"])
+    if "datasets" in d:
+        if not d["datasets"]:
+            raise HarnessError(f"{src}: key 'datasets' must not be empty")
+        for ds in d["datasets"]:
+            one_of("datasets", ds, DATASETS)
+    for p in d.get("proxies", []):
+        try:
+            kind = proxy_kind(p)
+        except HarnessError as e:
+            raise HarnessError(f"{src}: key 'proxies': {e}") from None
+        if kind == "table" and not p.startswith(space.name + "-"):
+            raise HarnessError(f"{src}: key 'proxies': {p!r} is a table of another space than {space.name!r}")
+        if d.kind == "train" and kind != "train":
+            raise HarnessError(f"{src}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
+    train = d.get("train", {})
+    if "on_miss" in train:
+        one_of("train.on_miss", train["on_miss"], ON_MISS)
+    for key in ("epochs", "warmup") if "proxies" in SCHEMAS[d.kind] else ():
+        for method in train.get(key, {}):
+            if f"train:{method}" not in d.get("proxies", []) and f"recorded:{method}" not in d.get("proxies", []):
+                raise HarnessError(f"{src}: key 'train.{key}.{method}': no proxy train:{method} or "
+                                   f"recorded:{method} in 'proxies'")
+    if "name" in d.get("backbone", {}):
+        one_of("backbone.name", d["backbone"]["name"], BACKBONES)
+    if d.kind == "search":
         for s in d["samplers"]:
             one_of("samplers", s, SAMPLERS)
-        for s in d.get("sampler_options", {}):
+        for s, options in d["sampler_options"].items():
             one_of("sampler_options", s, SAMPLERS)
-        ev = d["evaluator"]
-        one_of("evaluator.kind", ev.get("kind", ""), EVALUATORS)
-        if ev["kind"] == "tabular":
-            one_of("evaluator.metric", ev.get("metric", "val_acc"), METRICS)
-        elif not ev.get("methods"):
-            raise HarnessError(f"{path}: key 'evaluator.methods' must list at least one method for {ev['kind']!r}")
-    else:
-        for p in d.get("proxies", []):
-            one_of("proxies", p, TABLE_PROXIES)
-        one_of("ties", d.get("ties", "drop"), TIES)
+            try:
+                make_sampler(s, 0, space, **options)  # an option the sampler does not take is an error
+            except HarnessError as e:
+                raise HarnessError(f"{src}: key 'sampler_options.{s}': {e}") from None
+    if d.kind == "rank":
+        one_of("ties", d["ties"], TIES)
+        trained = [p for p in d["proxies"] if proxy_kind(p) != "table"]
+        if trained and d["train"].get("archs", 0) < 2:
+            raise HarnessError(f"{src}: key 'train.archs' must be >= 2 to rank the trained proxies "
+                               f"{', '.join(trained)}")
+    if d.kind in ("cka", "train", "memory", "throughput"):
+        for a in d.get("arch_list", []):
+            try:
+                space.canonical(int(a) if a.isdigit() else a)
+            except HarnessError as e:
+                if d.kind != "cka" or not Path(a).is_file():
+                    raise HarnessError(f"{src}: key 'arch_list': {e}") from None
+    if d.kind == "cka" and "checkpoint" not in d["backbone"]:
+        raise HarnessError(f"{src}: key 'backbone.checkpoint' is needed by kind 'cka' (a pre-trained backbone)")

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import statistics
+
+import torch
+
 from harness import HarnessError
+from harness.measure.memory import step_figures
+from harness.store.files import write_text
+from harness.train.loop import training_step as loop_training_step
+from harness.train.recipe import ORIGINAL
 
 FORMAT = "harness-guard-baseline/1"
 #: extra_info keys holding deterministic memory figures (bytes or element counts).
@@ -67,52 +75,9 @@ def _fmt(x: float) -> str:
 # -- measuring (called from benchmark files, ours and users') ------------------------------------
 
 def training_step(model, x, y, lr: float = 0.01):
-    """A closure doing one training step of ``model`` on ``(x, y)``: forward, cross-entropy,
-    backward, SGD step (momentum 0.9, Nesterov, weight decay 5e-4 -- the NB201 recipe's
-    optimizer) over the parameters that require grad only, as the training loop does.
-    On CUDA it synchronises, so a timer around it measures the step."""
-    import torch
-    import torch.nn.functional as F
-
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9,
-                          nesterov=True, weight_decay=5e-4)
-    cuda = x.device.type == "cuda"
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        if cuda:
-            torch.cuda.synchronize(x.device)
-
-    return step
-
-
-def step_figures(model, x, y, step=None) -> dict[str, int]:
-    """The deterministic memory figures of one training step: bytes autograd saves for backward
-    (parameters and buffers left out, :class:`harness.measure.memory.SavedTensorCounter`),
-    parameter and trainable-parameter counts; on CUDA also ``cuda_peak_bytes``, the
-    ``max_memory_allocated`` peak over one full ``step`` (run once before, so optimizer state
-    exists, as in every step after the first)."""
-    import torch.nn.functional as F
-
-    from harness.measure.counting import count_params
-    from harness.measure.memory import SavedTensorCounter, cuda_peak_bytes
-
-    counter = SavedTensorCounter(model)
-    model.train()
-    with counter.counting():
-        loss = F.cross_entropy(model(x), y)
-    loss.backward()  # a real step's backward: frees the graph the counter saw
-    model.zero_grad(set_to_none=True)
-    figures = {"saved_bytes": counter.bytes, "params": count_params(model),
-               "trainable_params": count_params(model, trainable_only=True)}
-    if x.device.type == "cuda":
-        step = step or training_step(model, x, y)
-        step()
-        figures["cuda_peak_bytes"] = cuda_peak_bytes(step, x.device)
-    return figures
+    """One training step of ``model`` on ``(x, y)`` exactly as the training loop does it (the NB201
+    recipe's optimizer, :func:`harness.train.loop.training_step`), at learning rate ``lr``."""
+    return loop_training_step(model, x, y, ORIGINAL.with_(lr=lr))
 
 
 def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str | None" = None,
@@ -127,10 +92,6 @@ def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str 
     per-round Tr/Original ratios. Separate runs of the two benchmarks seconds apart disagree by
     up to 30% on a busy 2-core runner; interleaved rounds agree to a few percent.
     Returns the figures."""
-    import statistics
-
-    import torch
-
     if (pair is None) != (role is None) or (role is not None and role not in ROLES):
         raise HarnessError(f"bench_step: pair {pair!r} and role {role!r}: give both, role one of {ROLES}")
     if original is not None and role != "tr":
@@ -305,8 +266,6 @@ def check(current_path: "str | Path", baseline_path: "str | Path", absolute: boo
 
 def write_baseline(current_path: "str | Path", out_path: "str | Path") -> dict:
     """Summarise a run into the committed baseline file (atomic write)."""
-    from harness.store.files import write_text
-
     doc = load_current(current_path)
     write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", out_path)
     return doc
@@ -338,3 +297,4 @@ def main(argv: "list[str] | None" = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -10,32 +10,28 @@ from __future__ import annotations
 
 import resource
 import sys
+import weakref
 from contextlib import contextmanager
 from itertools import chain
 from typing import Callable, Iterator
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness import HarnessError
 from harness.measure.counting import count_params
-from harness.spaces.nb201.network import NB201Network
-from harness.backbones.resnet import build_backbone
-from harness.transfer.splice import build_tr_net
-from harness.spaces.nb201.encoding import index_of, random_ops, to_str
-
-ALL_CONV3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 class SavedTensorCounter:
     """Counts the bytes autograd saves for backward inside :meth:`counting` blocks.
 
     Each underlying storage is counted once (views and tensors saved by several ops share it),
-    keyed on its ``data_ptr``; the total is taken when the block exits, while the caller still
-    holds the graph (so no saved storage has been freed and its address reused). Given a
+    keyed on its ``data_ptr``, and only if it is still held for backward when the block exits
+    (the caller still holds the graph): a branch whose output is never used (e.g. an NB201 node
+    reached only through 'none' edges) has its graph, and its saved tensors, freed during the
+    forward, and a later tensor may then reuse the address -- counting at save time would make
+    the total depend on the allocator. Given a
     ``model``, storages of its parameters and buffers are left out: they are resident whether or
     not a backward follows. ``bytes`` holds the total of the last counted block.
 
@@ -56,22 +52,23 @@ class SavedTensorCounter:
             return
         state = set() if self.model is None else {
             t.untyped_storage().data_ptr() for t in chain(self.model.parameters(), self.model.buffers())}
-        seen: dict[int, int] = {}
+        saved: list[tuple[weakref.ref, int, int]] = []
 
         def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            ptr = storage.data_ptr()
-            if ptr not in state and ptr not in seen:
-                seen[ptr] = storage.nbytes()
             # Keep a detached alias: handing back `t` itself would tie a saved *output* to its own
             # grad_fn through Python, a reference cycle the garbage collector cannot see, and every
             # counted graph would leak. The alias shares storage and version counter, so backward
-            # (first order) and in-place checks are unchanged.
-            return t.detach()
+            # (first order) and in-place checks are unchanged; autograd alone holds it, so it dies
+            # with the graph node that saved it.
+            alias = t.detach()
+            storage = t.untyped_storage()
+            saved.append((weakref.ref(alias), storage.data_ptr(), storage.nbytes()))
+            return alias
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             yield self
-        self.bytes = sum(seen.values())
+        live = {ptr: nbytes for ref, ptr, nbytes in saved if ref() is not None and ptr not in state}
+        self.bytes = sum(live.values())
 
 
 def saved_tensor_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, include_state: bool = False) -> int:
@@ -107,67 +104,23 @@ def cuda_peak_bytes(fn: Callable[[], object], device: "torch.device | str | None
     return int(torch.cuda.max_memory_allocated(device))
 
 
-def step_memory(model: nn.Module, x: torch.Tensor, y: torch.Tensor, peak: bool = True) -> dict[str, int]:
-    """Saved-for-backward bytes and parameter counts; with ``peak``, also the device's peak over
-    one full training step (forward, cross-entropy, backward; gradients cleared afterwards):
-    ``cuda_peak_bytes`` on a GPU, else the process's ``peak_rss_bytes`` (monotone over the
-    process's life, so only the first large step it sees is informative)."""
-    out = {"saved_bytes": saved_tensor_bytes(model, x, y), "params": count_params(model),
-           "trainable_params": count_params(model, trainable_only=True)}
-    if not peak:
-        return out
-
-    def step() -> None:
-        model.train()
-        F.cross_entropy(model(x), y).backward()
-
-    if x.device.type == "cuda":
-        out["cuda_peak_bytes"] = cuda_peak_bytes(step, x.device)
-    else:
-        step()
-        out["peak_rss_bytes"] = peak_rss_bytes()
+def step_figures(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 step: "Callable[[], object] | None" = None) -> dict[str, int]:
+    """The deterministic memory figures of one training step: bytes autograd saves for backward
+    (parameters and buffers left out, :class:`SavedTensorCounter`), parameter and
+    trainable-parameter counts; on CUDA, given the ``step`` closure, also ``cuda_peak_bytes``, the
+    ``max_memory_allocated`` peak over one full step (run once before, so optimizer state exists,
+    as in every step after the first)."""
+    counter = SavedTensorCounter(model)
+    model.train()
+    with counter.counting():
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()  # a real step's backward: frees the graph the counter saw
     model.zero_grad(set_to_none=True)
-    return out
-
-
-def nb201_memory_rows(batch_size: int = 256, n_random: int = 50, seed: int = 0, device: "str | None" = None,
-                      backbone: str = "resnet32", i: int = 5, j: int = 5) -> pd.DataFrame:
-    """Saved-for-backward bytes of Original (NB201Network) vs Tr-Net-i-j, one row per arch:
-    the all-``nor_conv_3x3`` arch, then ``n_random`` seeded random archs. Random-init weights
-    (byte counts do not depend on weight values). On CUDA also each step's peak allocation."""
-    if batch_size < 1 or n_random < 0:
-        raise HarnessError(f"batch_size={batch_size}, n_random={n_random}: need batch_size >= 1, n_random >= 0")
-    dev = torch.device(device) if device else torch.device("cpu")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    archs = [("all_conv3x3", ALL_CONV3X3)] + [("random", to_str(random_ops(rng))) for _ in range(n_random)]
-    prefix_backbone = build_backbone(backbone).to(dev)  # one frozen prefix shared by all Tr-Nets
-    x = torch.randn(batch_size, 3, 32, 32, device=dev)
-    y = torch.randint(0, 10, (batch_size,), device=dev)
-    rows = []
-    for kind, arch in archs:
-        row: dict[str, object] = {"kind": kind, "arch": arch, "arch_index": index_of(arch), "batch_size": batch_size}
-        for label, model in (("original", NB201Network(arch)), (f"trnet_{i}_{j}", build_tr_net(arch, prefix_backbone, i, j))):
-            stats = step_memory(model.to(dev), x, y, peak=dev.type == "cuda")
-            row[f"{label}_saved_bytes"] = stats["saved_bytes"]
-            row[f"{label}_params"] = stats["params"]
-            row[f"{label}_trainable_params"] = stats["trainable_params"]
-            if "cuda_peak_bytes" in stats:
-                row[f"{label}_cuda_peak_bytes"] = stats["cuda_peak_bytes"]
-            del model
-        row["saved_ratio"] = row["original_saved_bytes"] / row[f"trnet_{i}_{j}_saved_bytes"]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def summarise_memory(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per kind (all-conv arch, random archs): mean bytes of each model and the ratio of means."""
-    byte_cols = [c for c in rows.columns if c.endswith("_bytes")]
-    out = rows.groupby("kind", sort=False)[byte_cols].mean()
-    out.insert(0, "n_archs", rows.groupby("kind", sort=False).size())
-    trnet = next(c for c in byte_cols if c.startswith("trnet") and c.endswith("_saved_bytes"))
-    out["saved_ratio"] = out["original_saved_bytes"] / out[trnet]
-    peak_cols = [c for c in byte_cols if c.endswith("_cuda_peak_bytes")]
-    if len(peak_cols) == 2:
-        out["cuda_peak_ratio"] = out[peak_cols[0]] / out[peak_cols[1]]
-    return out.reset_index()
+    figures = {"saved_bytes": counter.bytes, "params": count_params(model),
+               "trainable_params": count_params(model, trainable_only=True)}
+    if x.device.type == "cuda" and step is not None:
+        step()
+        figures["cuda_peak_bytes"] = cuda_peak_bytes(step, x.device)
+        model.zero_grad(set_to_none=True)
+    return figures

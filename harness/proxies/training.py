@@ -1,70 +1,72 @@
-"""Train one NB201 candidate as "Original" or as "Tr-Net-i-j" and return a results row.
+"""Real-training proxies: train each candidate as "Original" or "Tr-Net-i-j" (paper Sec. 3.2,
+4.1), or replay earlier training runs from the results store.
 
-Original = the NB201 network trained 12 epochs conventionally; Tr-Net-i-j = its first i cells
-replaced by the first j blocks of a pre-trained, frozen backbone, trained 18 epochs with 13 of
-linear warmup (paper Sec. 3.2, 4.1). ``method`` strings: ``original``, ``tr-net-5-5``, ...
+* :func:`train_candidate` -- one training run of one candidate of any space -> a results row;
+* :class:`TrainProxy` -- trains every candidate it scores and appends the row to the store's
+  ``train`` table;
+* :class:`RecordedProxy` -- the ``train`` table as a lookup (several seeds averaged); a miss
+  trains (``on_miss="train"``) or errors (``on_miss="error"``).
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from harness import HarnessError
-from harness.data.datasets import Dataset
 from harness.backbones.checkpoint import load_backbone
-from harness.spaces.nb201.network import NB201Network
-from harness.transfer.splice import build_tr_net
+from harness.data.datasets import Dataset
+from harness.proxies.base import GroundTruth, Score
+from harness.proxies.settings import parse_method
 from harness.runinfo import run_record
-from harness.spaces.nb201 import encoding as space
-from harness.train.loop import train
+from harness.spaces import SearchSpace
+from harness.store.results import ResultsStore
+from harness.train.loop import TrainResult, train
 from harness.train.recipe import ORIGINAL, TR_NET, TrainConfig
+from harness.transfer.splice import build_tr_net
 
-_TR_NET = re.compile(r"^tr-net-(\d+)-(\d+)$")
 PRETRAIN_HINT = ("pre-train one first, e.g. `harness pretrain resnet32 --dataset cifar10-valid` "
                  "(writes results/checkpoints/resnet32-cifar10-valid.pt), then pass --backbone PATH")
 
 
-def parse_method(method: str) -> "tuple[int, int] | None":
-    """``original`` -> None; ``tr-net-i-j`` -> (i, j)."""
-    if method == "original":
-        return None
-    m = _TR_NET.match(method)
-    if not m:
-        raise HarnessError(f"method {method!r}: expected 'original' or 'tr-net-<i>-<j>' (e.g. tr-net-5-5)")
-    return int(m.group(1)), int(m.group(2))
-
-
-def default_config(method: str) -> TrainConfig:
-    return ORIGINAL if parse_method(method) is None else TR_NET
-
-
-def build_candidate(arch, method: str, num_classes: int, backbone_path: "str | Path | None" = None
-                    ) -> tuple[torch.nn.Module, dict]:
+def build_candidate(space: SearchSpace, arch: Any, method: str, num_classes: int,
+                    backbone_path: "str | Path | None" = None) -> tuple[torch.nn.Module, dict]:
     """The network to train, and metadata about the backbone it borrows (empty for Original)."""
     ij = parse_method(method)
     if ij is None:
-        return NB201Network(arch, num_classes=num_classes), {}
+        return space.build_network(arch, num_classes=num_classes), {}
     if backbone_path is None:
         raise HarnessError(f"method {method!r} needs a pre-trained backbone checkpoint: {PRETRAIN_HINT}")
-    backbone, meta = load_backbone(backbone_path)
-    model = build_tr_net(arch, backbone, i=ij[0], j=ij[1], num_classes=num_classes)
+    backbone, meta = load_backbone(backbone_path)  # first: its init draws from the seeded RNG too
+    model = build_tr_net(space.build_network(arch, num_classes=num_classes), backbone, i=ij[0], j=ij[1])
     return model, {"backbone": str(backbone_path), "backbone_meta": json.dumps(meta, sort_keys=True)}
 
 
-def train_candidate(arch, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
-                    backbone: "str | Path | None" = None, seed: int = 0, progress: bool = True) -> dict:
-    """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
-    ops = space.to_ops(arch)
-    arch_str = space.to_str(ops)
-    cfg = cfg or default_config(method)
+def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
+                  backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
+                  progress: bool = True) -> tuple[torch.nn.Module, TrainResult, dict]:
+    """Build and train one candidate -> (trained model, training result, backbone metadata)."""
+    cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
-    model, backbone_info = build_candidate(ops, method, data.num_classes, backbone)
-    r = train(model, data, cfg, seed=seed, label=f"{method} {arch_str}", progress=progress)
+    model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone)
+    label = label or f"{method} {space.format(arch)}"
+    return model, train(model, data, cfg, seed=seed, label=label, progress=progress), backbone_info
+
+
+def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
+                    cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
+                    progress: bool = True) -> dict:
+    """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
+    arch = space.canonical(arch)
+    arch_str = space.format(arch)
+    cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
+    _, r, backbone_info = train_network(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed,
+                                        progress=progress)
+    index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
-        "arch_str": arch_str, "arch_index": space.index_of(ops), "method": method, "dataset": data.name,
+        "space": space.name, "arch_str": arch_str, "arch_index": index, "method": method, "dataset": data.name,
         "data_source": data.source, "n_train": len(data.train),
         "n_valid": len(data.valid) if data.valid is not None else 0, "n_test": len(data.test),
         "val_acc": r.val_acc, "test_acc": r.test_acc, "train_loss": r.train_loss, "epochs": r.epochs,
@@ -74,3 +76,83 @@ def train_candidate(arch, method: str, data: Dataset, *, cfg: "TrainConfig | Non
         "config": json.dumps(cfg.as_dict(), sort_keys=True), "history": json.dumps(r.history),
         **backbone_info, **run_record(seed=seed, device=str(data.train.x.device)),
     }
+
+
+def _score_of(row: dict, truth: float) -> Score:
+    peak = row["peak_cuda_bytes"] if row["peak_cuda_bytes"] is not None else row["saved_bytes"]
+    value = row["val_acc"] if row["val_acc"] is not None else row["test_acc"]
+    return Score(value, truth, row["wall_s"], peak, row["device"])
+
+
+class TrainProxy:
+    """Real training of each candidate (``train:<method>``); rows appended to ``store``'s ``train``
+    table. The score is the validation accuracy (test accuracy when the dataset has no valid split)."""
+
+    def __init__(self, space: SearchSpace, method: str, data: Dataset, *, table_dataset: str,
+                 cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
+                 store: "ResultsStore | None" = None, progress: bool = False, meta: "dict | None" = None):
+        parse_method(method)
+        self.meta = dict(meta or {})
+        self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
+        self.store, self.progress = store, progress
+        self.name = f"train:{method}"
+        self._truth = GroundTruth(space, table_dataset)
+
+    def train_row(self, arch: Any) -> dict:
+        row = {**train_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
+                                 seed=self.seed, progress=self.progress), **self.meta}
+        if self.store is not None:
+            self.store.append("train", [row])
+        return row
+
+    def __call__(self, arch: Any) -> Score:
+        return _score_of(self.train_row(arch), self._truth(arch))
+
+
+class RecordedProxy:
+    """Earlier training runs (``recorded:<method>``) as a lookup table.
+
+    Rows match on space, arch, method, dataset and the full training config, so runs with another
+    budget are never mixed in; several seeds are averaged."""
+
+    def __init__(self, trainer: TrainProxy, on_miss: str = "train"):
+        if on_miss not in ("train", "error"):
+            raise HarnessError(f"on_miss {on_miss!r}: expected 'train' or 'error'")
+        if trainer.store is None:
+            raise HarnessError(f"proxy recorded:{trainer.method}: needs a results store to read runs from")
+        self.trainer, self.on_miss, self.space = trainer, on_miss, trainer.space
+        self.name = f"recorded:{trainer.method}"
+        self.config = json.dumps((trainer.cfg or (ORIGINAL if parse_method(trainer.method) is None else TR_NET)
+                                  ).as_dict(), sort_keys=True)
+        self._rows = self._load()
+
+    def _load(self):
+        df = self.trainer.store.read("train")
+        if df is None:
+            return None
+        keep = (df["method"] == self.trainer.method) & (df["dataset"] == self.trainer.data.name) \
+            & (df["config"] == self.config)
+        if "space" in df.columns:
+            keep &= df["space"].fillna("nb201") == self.space.name
+        return df[keep]
+
+    def _match(self, arch_str: str):
+        return None if self._rows is None else self._rows[self._rows["arch_str"] == arch_str]
+
+    def __call__(self, arch: Any) -> Score:
+        arch_str = self.space.format(arch)
+        rows = self._match(arch_str)
+        if rows is None or rows.empty:  # another worker may have trained it since we loaded
+            self._rows = self._load()
+            rows = self._match(arch_str)
+        if rows is None or rows.empty:
+            if self.on_miss == "error":
+                raise HarnessError(f"recorded results {str(self.trainer.store.path('train'))!r}: no "
+                                   f"{self.trainer.method} run of {arch_str} on {self.trainer.data.name} with this "
+                                   "training config; train it first or use on_miss = 'train'")
+            return self.trainer(arch)
+        peak = rows["peak_cuda_bytes"].astype(float).fillna(rows["saved_bytes"].astype(float)).mean()
+        val = rows["val_acc"].astype(float)
+        value = float(val.mean()) if val.notna().all() else float(rows["test_acc"].astype(float).mean())
+        return Score(value, self.trainer._truth(arch), float(rows["wall_s"].astype(float).mean()), int(peak),
+                     str(rows["device"].iloc[0]), cached=True)

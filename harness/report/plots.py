@@ -2,7 +2,9 @@
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot global state) and written
 atomically through :func:`harness.store.files.write_png`. Bands and error bars are
-mean ± population std (ddof 0) over seeds or runs, as in the leaderboard.
+mean ± population std (ddof 0) over seeds or runs, as in the leaderboard. Rows come from the
+results store through :mod:`harness.report.query`, which also defines the best-by-proxy rule the
+anytime curves follow.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness import HarnessError
-from harness.report.leaderboard import SAMPLER_ORDER, _col, _order, read_results, search_results
+from harness.report.query import SAMPLER_ORDER, anytime_curves, col, order_values, read_results, search_results
 from harness.store.files import write_png
 from harness.tabular.nb201 import DATASETS
 
@@ -26,8 +28,6 @@ def _pstd(values: pd.Series) -> float:
     return values.std(ddof=0)
 
 
-
-
 def _need(df: "pd.DataFrame | None", cols, what: str) -> pd.DataFrame:
     if df is None or len(df) == 0:
         raise HarnessError(f"{what}: no rows to plot")
@@ -35,19 +35,6 @@ def _need(df: "pd.DataFrame | None", cols, what: str) -> pd.DataFrame:
     if missing:
         raise HarnessError(f"{what}: missing column(s) {', '.join(missing)}")
     return df
-
-
-def anytime_curves(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run and query q (1-based, in trial order): the ground truth of the best-by-proxy
-    architecture among the first q evaluations (ties -> the earlier one, as the runner's summary)."""
-    r = runs.assign(proxy=_col(runs, "proxy"), ground_truth=_col(runs, "ground_truth"))
-    r = r.sort_values(["run_id", "trial"], kind="stable").reset_index(drop=True)
-    by_run = r.groupby("run_id", sort=False)
-    best_before = by_run["proxy"].cummax().groupby(r["run_id"]).shift()
-    improves = best_before.isna() | (r["proxy"] > best_before)
-    r["best_truth"] = r["ground_truth"].where(improves).groupby(r["run_id"]).ffill()
-    r["query"] = by_run.cumcount() + 1
-    return r[["run_id", "dataset", *_LINE_KEY, "query", "best_truth"]]
 
 
 def plot_anytime(runs_df: pd.DataFrame, path) -> Path:
@@ -61,7 +48,7 @@ def plot_anytime(runs_df: pd.DataFrame, path) -> Path:
     curves = anytime_curves(runs_df)
     stats = curves.groupby(["dataset", *_LINE_KEY, "query"], sort=False)["best_truth"].agg(
         mean="mean", std=_pstd, seeds="size").reset_index()
-    datasets = _order(stats["dataset"], DATASETS)
+    datasets = order_values(stats["dataset"], DATASETS)
     several_benchmarks = stats["benchmark"].nunique() > 1
     # Stable colours: benchmark, then Original first, then REA / random / TPE.
     lines = sorted({tuple(k) for k in stats[_LINE_KEY].to_numpy()},
@@ -118,9 +105,9 @@ def _labels(groups: pd.DataFrame, keys: list[str]) -> list[str]:
 def plot_memory(df: pd.DataFrame, path) -> Path:
     """Bars per method: memory on the left, wall time on the right (mean ± std).
 
-    With training rows (``train.parquet``: ``saved_bytes``): saved-for-backward MB per training
+    With training rows (table train: ``saved_bytes``): saved-for-backward MB per training
     step, plus the CUDA peak when recorded on GPU, and wall time per training run. With search
-    summaries (``summary.parquet``: ``peak_bytes``): mean peak memory per evaluation and search
+    summaries (table summary: ``peak_bytes``): mean peak memory per evaluation and search
     wall time per run; rows without a memory figure (table look-ups) are left out.
     """
     if df is not None and "saved_bytes" in df.columns:
@@ -132,7 +119,7 @@ def plot_memory(df: pd.DataFrame, path) -> Path:
         panels = [("peak_bytes", "peak memory MB / evaluation")]
         wall_title = "search wall time per run"
     _need(df, ("method", "wall_s", panels[0][0]), f"memory plot ({kind} rows)")
-    d = df.assign(**{c: _col(df, c) for c, _ in panels}, wall_s=_col(df, "wall_s"))
+    d = df.assign(**{c: col(df, c) for c, _ in panels}, wall_s=col(df, "wall_s"))
     for k in keys:
         d[k] = d[k].astype(str) if k in d.columns else ""
     d = d[d[panels[0][0]].notna()]
@@ -158,13 +145,13 @@ def write_plots(results_dir: "str | Path") -> list[Path]:
     """``rea_anytime.png`` from the latest search batches and ``memory.png`` from the training
     runs (or, without any, the search summaries); a plot without data is skipped."""
     results_dir = Path(results_dir)
-    res = read_results(results_dir)
+    res = read_results(results_dir, tables=("runs", "summary", "train"))
     summary, runs, _ = search_results(res)
     written = []
     if runs is not None:
         written.append(plot_anytime(runs, results_dir / ANYTIME))
     memory = res["train"]
-    if memory is None and summary is not None and _col(summary, "peak_bytes").notna().any():
+    if memory is None and summary is not None and col(summary, "peak_bytes").notna().any():
         memory = summary
     if memory is not None:
         written.append(plot_memory(memory, results_dir / MEMORY))

@@ -1,29 +1,17 @@
-"""Atomic result files: never a half-written file, never another run's rows lost.
+"""Atomic result files: never a half-written file.
 
-Appends take an exclusive lock on ``<file>.lock`` so several worker processes can add rows
-to one Parquet file; each write goes to a temp file in the same folder and is renamed over.
+Each write goes to a temp file (``.<name>.XXXX.tmp``) in the destination folder and is renamed
+over the destination with ``os.replace``, so a reader sees the old file or the new one, never a
+partial one. Tables of rows are not appended here: :mod:`harness.store.results` writes each
+append as a new part file of a Parquet dataset.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def write_atomic(path: "str | Path", write) -> Path:
@@ -48,17 +36,6 @@ def write_parquet(df: pd.DataFrame, path: "str | Path") -> Path:
 
 def write_text(text: str, path: "str | Path") -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text))
-
-
-def append_parquet(rows: "pd.DataFrame | list[dict]", path: "str | Path") -> Path:
-    """Append rows to a Parquet file (created if missing), atomically and under a file lock."""
-    new = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    path = Path(path)
-    with _locked(path):
-        if path.exists():
-            old = pd.read_parquet(path)
-            new = pd.concat([old, new], ignore_index=True) if len(old) else new
-        return write_parquet(new, path)
 
 
 def write_png(fig, path: "str | Path", dpi: int = 120) -> Path:

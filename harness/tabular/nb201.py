@@ -1,5 +1,8 @@
 """NAS-Bench-201 as a small object over one Parquet table (in the spirit of syne-tune's Blackbox).
 
+NAS-Bench-201: Dong & Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural
+Architecture Search", ICLR 2020 (splits and training setups: Sec. 2.2-2.3).
+
 The shipped table ``nb201.parquet`` (built by ``scripts/build_nb201_table.py``) has one row per
 architecture in benchmark-index order and, per dataset, the columns ``{dataset}/{metric}@{epochs}``:
 
@@ -16,20 +19,22 @@ architecture in benchmark-index order and, per dataset, the columns ``{dataset}/
 ==========================  ===============================================================
 
 Accuracies are percentages; floats are the benchmark's own float64 values, bit-exact.
-Encodings are converted by :mod:`harness.spaces.nb201.encoding`, never here.
+Encodings are converted by :mod:`harness.spaces.nb201.encoding`, never here. This module reads
+Parquet only; the official API files are :mod:`harness.tabular.official`, and
+:mod:`harness.tabular.registry` picks between the two.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from harness import HarnessError
-from harness.spaces.nb201 import encoding as space
+from harness.spaces.nb201 import encoding
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
 #: metric -> epoch budgets available for it.
@@ -50,33 +55,41 @@ def column_name(dataset: str, metric: str, epochs: int) -> str:
 class NB201Table:
     """All 15,625 NB201 architectures' accuracies; vectorised queries by any encoding.
 
+    Implements :class:`harness.tabular.base.TabularBenchmark` (row = benchmark index).
     ``fetch`` builds a column on first use (the official-API backends do that); the shipped
-    Parquet table hands over all columns up front.
+    Parquet table hands over all columns up front. ``metadata`` records how the numbers were
+    obtained where that is a choice (e.g. the one-seed columns' seed, see
+    :mod:`harness.tabular.official`).
     """
 
+    space = "nb201"
+    datasets = DATASETS
+    num_archs = encoding.NUM_ARCHS
+
     def __init__(self, columns: dict[str, np.ndarray], source: str,
-                 fetch: "Callable[[str, str, int], np.ndarray] | None" = None):
+                 fetch: "Callable[[str, str, int], np.ndarray] | None" = None,
+                 metadata: "Mapping[str, object] | None" = None):
         self._columns = dict(columns)
         self._fetch = fetch
         self.source = source
+        self.metadata = dict(metadata or {})
 
     @classmethod
     def load(cls, path: "str | Path | None" = None) -> "NB201Table":
-        """The shipped table (cached), a Parquet file of the same layout, or an official file.
+        """The shipped table (cached) or a Parquet file of the same layout.
 
-        ``path`` ending in ``.pth`` -> NAS-Bench-201 API file (package ``nas-bench-201``); a
-        NATS-Bench topology folder/file (name containing ``NATS-tss``) -> package ``nats_bench``.
+        The official NAS-Bench-201 / NATS-Bench files load through
+        ``harness.tabular.get_table("nb201", path)`` (see :mod:`harness.tabular.official`).
         """
         if path is None:
             return _shipped()
         p = Path(path)
         if not p.exists():
             raise HarnessError(f"benchmark file {str(p)!r}: does not exist")
-        if p.suffix == ".parquet":
-            return cls._from_parquet(p)
-        from harness.tabular import official
-
-        return official.load(p)
+        if p.suffix != ".parquet":
+            raise HarnessError(f"benchmark file {str(p)!r}: not a .parquet table (official NAS-Bench-201 / "
+                               "NATS-Bench files load through harness.tabular.get_table('nb201', path))")
+        return cls._from_parquet(p)
 
     @classmethod
     def _from_parquet(cls, path: "Path | object") -> "NB201Table":
@@ -86,8 +99,8 @@ class NB201Table:
         if "index" not in names:
             raise HarnessError(f"benchmark file {str(path)!r}: has no 'index' column")
         t = pq.read_table(path, columns=["index"] + [c for c in names if "/" in c])
-        if t.num_rows != space.NUM_ARCHS or not np.array_equal(t["index"].to_numpy(), np.arange(space.NUM_ARCHS)):
-            raise HarnessError(f"benchmark file {str(path)!r}: expected {space.NUM_ARCHS} rows in index order")
+        if t.num_rows != encoding.NUM_ARCHS or not np.array_equal(t["index"].to_numpy(), np.arange(encoding.NUM_ARCHS)):
+            raise HarnessError(f"benchmark file {str(path)!r}: expected {encoding.NUM_ARCHS} rows in index order")
         return cls({c: t[c].to_numpy() for c in t.column_names if "/" in c}, source=str(path))
 
     def column(self, dataset: str, metric: str = "val_acc", epochs: int = 12) -> np.ndarray:
@@ -109,14 +122,32 @@ class NB201Table:
         """
         col = self.column(dataset, metric, epochs)
         if _is_single(archs):
-            return float(col[space.index_of(archs)])
-        return col[space.indices_of(archs)]
+            return float(col[encoding.index_of(archs)])
+        return col[encoding.indices_of(archs)]
+
+    def lookup(self, arch, dataset: str, metric: str, epochs: int) -> float:
+        """One architecture (any encoding) -> its ``metric@epochs`` on ``dataset`` (%)."""
+        return float(self.column(dataset, metric, epochs)[encoding.index_of(arch)])
+
+    def ground_truth(self, dataset: str) -> np.ndarray:
+        """200-epoch test accuracy, mean over the benchmark's seeds (NB201 paper, Sec. 2.3)."""
+        return self.column(dataset, *GROUND_TRUTH)
+
+    def metrics(self) -> dict[str, tuple[int, ...]]:
+        return dict(METRICS)
+
+    def index_of(self, arch) -> int:
+        """Any NB201 encoding (string, index, 6 op names, 6 NASLib op indices) -> row."""
+        return encoding.index_of(arch)
+
+    def indices_of(self, archs) -> np.ndarray:
+        return encoding.indices_of(archs)
 
     def arch_str(self, index: int) -> str:
-        return space.to_str(space.from_index(index))
+        return encoding.to_str(encoding.from_index(index))
 
     def __len__(self) -> int:
-        return space.NUM_ARCHS
+        return encoding.NUM_ARCHS
 
 
 def _is_single(archs) -> bool:
@@ -126,9 +157,9 @@ def _is_single(archs) -> bool:
     """
     if isinstance(archs, (str, int, np.integer)):
         return True
-    if isinstance(archs, (tuple, list)) and len(archs) == space.NUM_EDGES:
+    if isinstance(archs, (tuple, list)) and len(archs) == encoding.NUM_EDGES:
         if all(isinstance(a, str) for a in archs):
-            return all(a in space.OPS for a in archs)
+            return all(a in encoding.OPS for a in archs)
         return isinstance(archs, tuple) and all(isinstance(a, (int, np.integer)) for a in archs)
     return False
 

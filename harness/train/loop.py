@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from harness import HarnessError
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
 from harness.measure.counting import count_params
 from harness.measure.memory import SavedTensorCounter, peak_rss_bytes
+from harness.progress import bar as progress_bar
+from harness.progress import finished
 from harness.train.recipe import TrainConfig, lr_at
 
 
@@ -36,6 +37,37 @@ class TrainResult:
     params: int
     trainable_params: int
     history: list = field(default_factory=list)  # per-epoch dicts when eval_every_epoch
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """The recipe's SGD over the parameters that require grad (never a Tr-Net's frozen prefix)."""
+    return torch.optim.SGD(trainable_parameters(model), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Parameters with ``requires_grad``: what an optimizer gets."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig):
+    """A closure doing one training step of the loop on ``(x, y)``: forward, cross-entropy,
+    backward, the recipe's optimizer step. On CUDA it synchronises, so a timer around it measures
+    the step."""
+    opt = make_optimizer(model, cfg)
+    cuda = x.device.type == "cuda"
+
+    def step() -> None:
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.amp and cuda):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if cuda:
+            torch.cuda.synchronize(x.device)
+
+    return step
 
 
 @torch.no_grad()
@@ -66,9 +98,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     model = model.to(device)
     if cfg.channels_last and cuda:
         model = model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     steps = steps_per_epoch(len(data.train), cfg.batch_size)
     counter = SavedTensorCounter(model)  # parameters are resident anyway: count activations only
     history, loss_sum, seen, step = [], torch.zeros((), device=device), 0, 0
@@ -76,7 +106,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    bar = tqdm(total=cfg.epochs * steps, desc=label, disable=not progress, leave=False)
+    bar = progress_bar(cfg.epochs * steps, label, progress)
     model.train()
     for epoch in range(cfg.epochs):
         loss_sum.zero_()
@@ -104,8 +134,11 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
     bar.close()
+    val_acc, test_acc = evaluate(model, data.valid, data), evaluate(model, data.test, data)
+    finished(f"trained {label}: {cfg.epochs} epochs in {wall:.1f} s, val "
+             f"{'n/a' if val_acc is None else f'{val_acc:.2f}%'}, test {test_acc:.2f}%", progress)
     return TrainResult(
-        val_acc=evaluate(model, data.valid, data), test_acc=evaluate(model, data.test, data),
+        val_acc=val_acc, test_acc=test_acc,
         train_loss=loss_sum.item() / len(data.train), epochs=cfg.epochs, steps=step, wall_s=wall,
         images_per_s=seen / wall, saved_bytes=counter.bytes,
         peak_cuda_bytes=torch.cuda.max_memory_allocated(device) if cuda else None,

@@ -1,4 +1,4 @@
-"""Automatic transfer depth: choose Tr-Net-i-j's (i, j) from a CKA matrix (issue 7, item 3).
+"""Automatic transfer depth: choose Tr-Net-i-j's (i, j) from a CKA matrix.
 
 The paper fixes i = j = 5 by hand and leaves choosing them as future work (footnote 1: "a proper
 metric will tell us how many pre-trained layers should be used"). Here the CKA matrix of
@@ -74,6 +74,17 @@ class TransferChoice:
         }
 
 
+def check_threshold(threshold) -> float:
+    """The CKA every replaced cell must keep: a number in (0, 1] (0 would accept any pair)."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(threshold, bool) or not 0.0 < value <= 1.0:  # also rejects NaN
+        raise HarnessError(f"transfer threshold: must be a number in (0, 1], got {threshold!r}")
+    return value
+
+
 def _as_matrix(matrix) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] < 1 or m.shape[1] < 1:
@@ -114,13 +125,7 @@ def choose_transfer_depth(matrix, threshold: float = DEFAULT_THRESHOLD, *,
     """
     m = _as_matrix(matrix)
     rows, cols = m.shape
-    given = threshold
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        threshold = math.nan
-    if not 0.0 <= threshold <= 1.0:  # also rejects NaN
-        raise HarnessError(f"transfer depth: threshold must be a number in [0, 1], got {given!r}")
+    threshold = check_threshold(threshold)
     max_i = rows - 1 if max_i is None else max_i
     max_j = cols - 1 if max_j is None else max_j
     if not 1 <= max_i <= rows:

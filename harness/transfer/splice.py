@@ -1,11 +1,16 @@
-"""The TR-NAS splice: Tr-Net-i-j and Tr-Supernet-i-j (paper Sec. 3.2, Fig. 3).
+"""The TR-NAS splice: Tr-Net-i-j and Tr-Supernet-i-j (paper Sec. 3.2, Fig. 3), for any space.
 
-Instead of training an NB201 network A = {a1..aL} we train S = {b1..bj, a(i+1)..aL}: the stem
-and first ``j`` blocks of a pre-trained backbone (frozen, shared by every candidate) followed by
-A without its stem and first ``i`` search cells. ``i`` counts NB201 search cells (1..3N); the
-reduction blocks among the dropped cells go with them, and the first kept module is whatever
-follows cell ``i`` (a reduction block when ``i`` is a multiple of N). Tr-Net-5-5 with ResNet-32
-(stage 1 of each) is the paper's default; Tr-Net-10-10 its ablation.
+Instead of training a network A = {a1..aL} we train S = {b1..bj, a(i+1)..aL}: the stem and
+first ``j`` blocks of a pre-trained backbone (frozen, shared by every candidate) followed by A
+without its stem and first ``i`` search cells. ``i`` counts the space's search cells (1..L); the
+modules between the dropped cells (e.g. NB201's reduction blocks) go with them, and the first
+kept module is whatever follows cell ``i``. Tr-Net-5-5 with ResNet-32 (stage 1 of each) is the
+paper's NB201 default; Tr-Net-10-10 its ablation.
+
+Nothing here knows a particular space. A spliceable network (see :mod:`harness.spaces.base`)
+gives ``search_positions()`` (where cells 1..L sit in its body), ``tail(start)`` (its modules from
+``start`` to the logits, consuming the last ``tail.inputs`` outputs before it) and
+``expected_input(start, input_size)`` (the shape the module at ``start`` takes).
 
 The frozen prefix runs under ``torch.no_grad()`` and always in eval mode, so it keeps no
 activations for backward -- the memory saving the paper measures -- and its BN running
@@ -19,10 +24,7 @@ import torch
 from torch import nn
 
 from harness import HarnessError
-from harness.spaces.nb201.network import NB201Network, search_cell_position
 from harness.backbones.resnet import CifarResNet, build_backbone
-from harness.spaces.nb201.supernet import ArchitectureState, ArchitectureWeights, NB201Supernet, run_body
-from harness.spaces.nb201.encoding import Arch
 
 Backbone = Union[CifarResNet, str]
 
@@ -50,11 +52,17 @@ class FrozenPrefix(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x, 1)[-1]
+
+    def outputs(self, x: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """Outputs of the last ``last`` blocks (only those are kept alive)."""
+        kept: list[torch.Tensor] = []
         with torch.no_grad():
             x = self.stem(x)
             for block in self.blocks:
                 x = block(x)
-        return x
+                kept = (kept + [x])[-last:]
+        return kept
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of blocks 1..j."""
@@ -80,106 +88,91 @@ def _resolve_backbone(backbone: Backbone) -> CifarResNet:
     return backbone
 
 
-def _check_i(i: int, N: int) -> int:
-    L = 3 * N
-    if not isinstance(i, int) or not 1 <= i <= L - 1:
-        raise HarnessError(f"i={i!r}: must be in 1..{L - 1} (NB201 has {L} search cells)")
-    return search_cell_position(i, N) + 1  # first kept body module
+def _start(network: nn.Module, i: int) -> int:
+    """Search cell ``i`` (1..L-1: at least one cell stays trainable) -> first kept body position."""
+    positions = network.search_positions()
+    L = len(positions)
+    if not isinstance(i, int) or isinstance(i, bool) or not 1 <= i <= L - 1:
+        raise HarnessError(f"i={i!r}: must be in 1..{L - 1} (the network has {L} search cells)")
+    return positions[i - 1] + 1
 
 
-def _expected_input(cells: nn.ModuleList, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
-    """(C, H, W) that body module ``start`` expects: the stem keeps the resolution and each
-    reduction block before ``start`` halves it."""
-    halvings = sum(1 for m in cells[:start] if getattr(m, "stride", 1) == 2)
-    _, H, W = input_size
-    return cells[start].in_dim, H // 2**halvings, W // 2**halvings
-
-
-def _check_shapes(prefix: FrozenPrefix, cells: nn.ModuleList, start: int, i: int,
+def _check_shapes(prefix: FrozenPrefix, network: nn.Module, start: int, i: int,
                   input_size: tuple[int, int, int]) -> None:
     param = next(prefix.parameters())
     got = tuple(prefix(torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)).shape[1:])
-    want = _expected_input(cells, start, input_size)
+    want = network.expected_input(start, input_size)
     if got != want:
         raise HarnessError(
-            f"Tr-Net-{i}-{prefix.j}: backbone prefix output shape (C, H, W) = {got} does not fit the NB201 "
+            f"Tr-Net-{i}-{prefix.j}: backbone prefix output shape (C, H, W) = {got} does not fit the "
             f"module after cell {i}, which expects shape {want} (input {tuple(input_size)})")
 
 
 class TrNet(nn.Module):
-    """Tr-Net-i-j: frozen backbone prefix + NB201 body modules after search cell ``i`` + head."""
+    """Tr-Net-i-j: frozen backbone prefix + the network's modules after search cell ``i``."""
 
-    def __init__(self, prefix: FrozenPrefix, network: NB201Network, i: int,
+    def __init__(self, prefix: FrozenPrefix, network: nn.Module, i: int,
                  input_size: tuple[int, int, int] = (3, 32, 32)):
         super().__init__()
-        start = _check_i(i, network.N)
-        _check_shapes(prefix, network.cells, start, i, input_size)
-        self.i, self.j, self.arch_str = i, prefix.j, network.arch_str
+        start = _start(network, i)
+        _check_shapes(prefix, network, start, i, input_size)
+        self.i, self.j, self.arch_str = i, prefix.j, getattr(network, "arch_str", None)
         self.prefix = prefix
-        self.suffix_cells = nn.ModuleList(network.cells[start:])
-        self.lastact, self.global_pooling, self.classifier = network.lastact, network.global_pooling, network.classifier
+        self.tail = network.tail(start)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feature = self.prefix(x)
-        for cell in self.suffix_cells:
-            feature = cell(feature)
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.tail(self.prefix.outputs(x, self.tail.inputs), *args, **kwargs)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of prefix blocks 1..j, then of every kept NB201 body module."""
+    def forward_features(self, x: torch.Tensor, *args, **kwargs) -> list[torch.Tensor]:
+        """Outputs of prefix blocks 1..j, then of every kept body module."""
         feats = self.prefix.forward_features(x)
-        feature = feats[-1]
-        for cell in self.suffix_cells:
-            feature = cell(feature)
-            feats.append(feature)
-        return feats
+        return feats + self.tail.forward_features(feats[-self.tail.inputs:], *args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"i={self.i}, j={self.j}, arch={self.arch_str!r}"
+        return f"i={self.i}, j={self.j}" + (f", arch={self.arch_str!r}" if self.arch_str else "")
 
 
-class TrSupernet(ArchitectureState, nn.Module):
-    """Tr-Supernet-i-j: frozen backbone prefix + NB201 supernet body after cell ``i`` + head.
+class TrSupernet(TrNet):
+    """Tr-Supernet-i-j: frozen prefix + a supernet's body after cell ``i``. The architecture
+    state (alpha, masks, projections) is the supernet's own object, shared and trainable."""
 
-    ``arch`` (alpha, masks, projections) is the supernet's own object, shared and trainable.
-    """
-
-    def __init__(self, prefix: FrozenPrefix, supernet: NB201Supernet, i: int,
+    def __init__(self, prefix: FrozenPrefix, supernet: nn.Module, i: int,
                  input_size: tuple[int, int, int] = (3, 32, 32)):
-        super().__init__()
-        start = _check_i(i, supernet.N)
-        _check_shapes(prefix, supernet.cells, start, i, input_size)
-        self.i, self.j = i, prefix.j
-        self.prefix = prefix
-        self.suffix_cells = nn.ModuleList(supernet.cells[start:])
-        self.lastact, self.global_pooling, self.classifier = supernet.lastact, supernet.global_pooling, supernet.classifier
-        self.arch: ArchitectureWeights = supernet.arch
+        super().__init__(prefix, supernet, i, input_size)
 
-    def forward(self, x: torch.Tensor, weights: "torch.Tensor | None" = None) -> torch.Tensor:
-        feature = run_body(self.suffix_cells, self.prefix(x), self._weights(weights))
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+    @property
+    def arch(self) -> nn.Module:
+        return self.tail.arch
 
-    def forward_features(self, x: torch.Tensor, weights: "torch.Tensor | None" = None) -> list[torch.Tensor]:
-        feats = self.prefix.forward_features(x)
-        run_body(self.suffix_cells, feats[-1], self._weights(weights), feats)
-        return feats
+    @property
+    def arch_parameters(self):
+        return self.tail.arch_parameters
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return self.tail.weight_parameters()
+
+    def project(self, *args) -> None:
+        self.tail.project(*args)
+
+    def mask_op(self, *args) -> None:
+        self.tail.mask_op(*args)
+
+    def genotype(self):
+        return self.tail.genotype()
 
 
-def build_tr_net(arch: Arch, backbone: Backbone, i: int = 5, j: int = 5, num_classes: int = 10,
-                 C: int = 16, N: int = 5, input_size: tuple[int, int, int] = (3, 32, 32)) -> TrNet:
-    """Tr-Net-i-j of NB201 architecture ``arch`` on ``backbone`` (a CifarResNet, its weights
-    already loaded, or a backbone name for a randomly initialised one)."""
+def build_tr_net(network: nn.Module, backbone: Backbone, i: int = 5, j: int = 5,
+                 input_size: tuple[int, int, int] = (3, 32, 32)) -> TrNet:
+    """Tr-Net-i-j of a spliceable ``network`` on ``backbone`` (a CifarResNet, its weights already
+    loaded, or a backbone name for a randomly initialised one)."""
     backbone = _resolve_backbone(backbone)
-    _check_i(i, N)  # fail before building anything
-    prefix = FrozenPrefix(backbone, j)
-    return TrNet(prefix, NB201Network(arch, num_classes=num_classes, C=C, N=N), i, input_size)
+    _start(network, i)  # fail before building anything
+    return TrNet(FrozenPrefix(backbone, j), network, i, input_size)
 
 
-def build_tr_supernet(backbone: Backbone, i: int = 5, j: int = 5, num_classes: int = 10, C: int = 16,
-                      N: int = 5, affine: bool = False, track_running_stats: bool = False,
+def build_tr_supernet(supernet: nn.Module, backbone: Backbone, i: int = 5, j: int = 5,
                       input_size: tuple[int, int, int] = (3, 32, 32)) -> TrSupernet:
-    """Tr-Supernet-i-j: the NB201 supernet's body after search cell ``i`` on a frozen prefix."""
+    """Tr-Supernet-i-j: a space's supernet body after search cell ``i`` on a frozen prefix."""
     backbone = _resolve_backbone(backbone)
-    _check_i(i, N)
-    prefix = FrozenPrefix(backbone, j)
-    return TrSupernet(prefix, NB201Supernet(num_classes, C, N, affine, track_running_stats), i, input_size)
+    _start(supernet, i)
+    return TrSupernet(FrozenPrefix(backbone, j), supernet, i, input_size)

@@ -1,21 +1,22 @@
 """Search overhead: one REA sampler call on a 100-trial study, and REA 10 seeds x 100 queries on
-the tabular benchmark with Optuna's overhead included (issue 5 wants the latter < 2 s)."""
+the tabular benchmark with Optuna's overhead included."""
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.bench.runner import search_once
-from harness.proxies.evaluators import TabularEvaluator
 from harness.methods.query.samplers import make_sampler
-from harness.spaces.nb201.params import SEARCH_SPACE, ops_from_params, suggest_nb201
-from harness.spaces.nb201 import encoding as nb201
+from harness.methods.query.search import search_once
+from harness.proxies import TableProxy
+from harness.spaces import get_space, suggest
+
+SPACE = get_space("nb201")
 
 SEEDS, BUDGET = 10, 100
 
 
 @pytest.fixture(scope="module")
 def evaluator():
-    return TabularEvaluator("cifar10")
+    return TableProxy("nb201-12ep-val", SPACE, "cifar10")
 
 
 @pytest.fixture(autouse=True)
@@ -29,23 +30,23 @@ def quiet_optuna():
 def test_bench_rea_sampler_call(benchmark, evaluator):
     sampler = make_sampler("rea", seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(lambda t: evaluator(suggest_nb201(t)).value, n_trials=BUDGET)
+    study.optimize(lambda t: evaluator(suggest(SPACE, t)).value, n_trials=BUDGET)
     study.ask()  # trial 100, RUNNING: the one the timed call proposes a cell for
     trial = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
     assert trial.number == BUDGET
 
-    params = benchmark.pedantic(sampler.sample_relative, args=(study, trial, SEARCH_SPACE), rounds=50,
+    params = benchmark.pedantic(sampler.sample_relative, args=(study, trial, SPACE.distributions()), rounds=50,
                                 warmup_rounds=5, iterations=1)
-    child = ops_from_params(params)
-    benchmark.extra_info.update(study_trials=BUDGET, proposed=nb201.to_str(child))
+    child = SPACE.from_params(params)
+    benchmark.extra_info.update(study_trials=BUDGET, proposed=SPACE.format(child))
     # REA after P=10 complete trials: a one-edge mutation of a population member.
-    population = [ops_from_params(t.params) for t in sampler.population(study)]
+    population = [SPACE.from_params(t.params) for t in sampler.population(study)]
     assert any(sum(a != b for a, b in zip(child, parent)) == 1 for parent in population)
 
 
 def test_bench_rea_10_seeds_100_queries(benchmark, evaluator):
     def searches():
-        return [search_once(evaluator, make_sampler("rea", seed=s), BUDGET) for s in range(SEEDS)]
+        return [search_once(SPACE, evaluator, make_sampler("rea", seed=s), BUDGET) for s in range(SEEDS)]
 
     runs = benchmark.pedantic(searches, rounds=3, warmup_rounds=0, iterations=1)
     assert [len(r) for r in runs] == [BUDGET] * SEEDS

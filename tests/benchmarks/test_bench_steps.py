@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.bench.guards import bench_step
-from harness.measure.memory import ALL_CONV3X3
+from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import build_backbone
 from harness.transfer.splice import build_tr_net, build_tr_supernet
@@ -42,15 +42,15 @@ def _batch(n: int, device: torch.device):
 
 def _original(kind: str, arch: "str | None"):
     torch.manual_seed(0)
-    return NB201Network(ARCHS[arch], num_classes=10) if kind == "step" else NB201Supernet(num_classes=10)
+    return NB201Network(ARCHS[arch]) if kind == "step" else NB201Supernet(num_classes=10)
 
 
 def _tr(kind: str, arch: "str | None"):
     torch.manual_seed(0)
     backbone = build_backbone("resnet32", 10)  # random init: cost does not depend on weights
     if kind == "step":
-        return build_tr_net(ARCHS[arch], backbone, i=5, j=5, num_classes=10)
-    return build_tr_supernet(backbone, i=5, j=5, num_classes=10)
+        return build_tr_net(NB201Network(ARCHS[arch]), backbone, i=5, j=5)
+    return build_tr_supernet(NB201Supernet(), backbone, i=5, j=5)
 
 
 def _run(benchmark, device: str, kind: str, role: str, arch: "str | None" = None) -> dict:

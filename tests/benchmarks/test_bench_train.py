@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from harness.bench.guards import bench_step
-from harness.measure.memory import ALL_CONV3X3
+from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import build_backbone
 from harness.transfer.splice import build_tr_net
@@ -83,12 +83,12 @@ def test_bench_train_step(benchmark, report, device, arch, method):
         pytest.skip("CUDA variant: no CUDA device on this machine")
     dev = torch.device(device)
     torch.manual_seed(0)
-    original = NB201Network(ARCHS[arch], num_classes=10)
+    original = NB201Network(ARCHS[arch])
     if method == "original":
         model, partner = original, None
     else:
         torch.manual_seed(0)
-        model = build_tr_net(ARCHS[arch], build_backbone("resnet32", 10), i=5, j=5, num_classes=10)
+        model = build_tr_net(NB201Network(ARCHS[arch]), build_backbone("resnet32", 10), i=5, j=5)
         partner = original.to(dev)  # interleaved Original steps: the same-load ratio
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, 3, 32, 32, generator=gen).to(dev)

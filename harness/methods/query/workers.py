@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import multiprocessing as mp
 import importlib
 import queue as queue_module
 import traceback
@@ -23,6 +24,8 @@ from optuna.trial import Trial, TrialState
 
 from harness import HarnessError
 from harness.methods.query.samplers import is_stateless, make_sampler
+from harness.spaces import SearchSpace
+from harness.store.storage import optuna_storage
 
 Objective = Callable[[Trial], float]
 
@@ -62,13 +65,6 @@ def optimize_to_budget(study: optuna.Study, objective: Objective, budget: int,
 _COUNTED_STATES = tuple(s for s in TrialState if s != TrialState.WAITING)
 
 
-def open_journal(storage_path: "str | Path") -> optuna.storages.JournalStorage:
-    """Optuna's append-only journal file storage, usable by many processes at once."""
-    path = Path(storage_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-
-
 def resolve_objective(objective_ref: str, kwargs: "Mapping[str, Any] | None" = None) -> Objective:
     """``"package.module:function"`` -> ``function`` (with ``kwargs`` bound), called as
     ``function(trial, **kwargs) -> float``."""
@@ -103,6 +99,7 @@ class WorkersResult:
 
 def run_workers(n_workers: int, storage_path: "str | Path", study_name: str, objective_ref: str,
                 budget: int, *, sampler_name: str = "rea", seed: "int | None" = None,
+                space: "SearchSpace | str" = "nb201",
                 sampler_options: "Mapping[str, Any] | None" = None, direction: str = "maximize",
                 objective_kwargs: "Mapping[str, Any] | None" = None,
                 lock_path: "str | Path | None" = None, timeout_s: float = 600.0) -> WorkersResult:
@@ -118,24 +115,23 @@ def run_workers(n_workers: int, storage_path: "str | Path", study_name: str, obj
     if direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction {direction!r}: expected 'maximize' or 'minimize'")
     options = dict(sampler_options or {})
-    sampler = make_sampler(sampler_name, seed, **options)  # validates name and options here
+    sampler = make_sampler(sampler_name, seed, space, **options)  # validates name and options here
     resolve_objective(objective_ref, objective_kwargs)       # fail before spawning anything
     storage_path = Path(storage_path)
     # Not "<journal>.lock": Optuna's own journal lock uses that name.
     lock_path = Path(lock_path) if lock_path is not None else storage_path.with_name(storage_path.name + ".budget.lock")
     if lock_path in (storage_path, storage_path.with_name(storage_path.name + ".lock")):
         raise HarnessError(f"lock_path {str(lock_path)!r}: clashes with the journal file or Optuna's own lock")
-    study = optuna.create_study(study_name=study_name, storage=open_journal(storage_path),
+    study = optuna.create_study(study_name=study_name, storage=optuna_storage(storage_path),
                                 sampler=sampler, direction=direction, load_if_exists=True)
 
-    import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # fork would copy Optuna/torch state and threads
     barrier = ctx.Barrier(n_workers)
     results = ctx.Queue()
     job = dict(storage_path=str(storage_path), study_name=study_name, objective_ref=objective_ref,
                objective_kwargs=dict(objective_kwargs or {}), budget=budget, sampler_name=sampler_name,
-               seed=seed, sampler_options=options, lock_path=str(lock_path),
+               seed=seed, space=space, sampler_options=options, lock_path=str(lock_path),
                verbosity=optuna.logging.get_verbosity())
     procs = [ctx.Process(target=_worker_main, args=(i, job, barrier, results), name=f"harness-worker-{i}")
              for i in range(n_workers)]
@@ -178,11 +174,11 @@ def _next_result(results, procs, timeout_s: float) -> tuple[int, "str | None", l
 def _worker_main(index: int, job: dict, barrier, results) -> None:
     try:
         optuna.logging.set_verbosity(job["verbosity"])
-        storage = open_journal(job["storage_path"])
-        sampler = make_sampler(job["sampler_name"], job["seed"], **job["sampler_options"])
+        storage = optuna_storage(job["storage_path"])
+        sampler = make_sampler(job["sampler_name"], job["seed"], job["space"], **job["sampler_options"])
         seed = worker_seed(sampler, job["seed"], index)
         if seed != job["seed"]:
-            sampler = make_sampler(job["sampler_name"], seed, **job["sampler_options"])
+            sampler = make_sampler(job["sampler_name"], seed, job["space"], **job["sampler_options"])
         study = optuna.load_study(study_name=job["study_name"], storage=storage, sampler=sampler)
         objective = resolve_objective(job["objective_ref"], job["objective_kwargs"])
         barrier.wait(timeout=120)

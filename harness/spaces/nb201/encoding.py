@@ -40,6 +40,9 @@ NUM_ARCHS = NUM_OPS**NUM_EDGES
 
 Arch = Union[str, int, Sequence[str], Sequence[int]]
 
+#: The all-``nor_conv_3x3`` cell: the largest NB201 network, used for memory and speed figures.
+ALL_CONV3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
 _OP_ID = {op: k for k, op in enumerate(OPS)}
 _NASLIB_TO_OP_ID = np.array([_OP_ID[op] for op in NASLIB_OPS])
 _OP_ID_TO_NASLIB = np.argsort(_NASLIB_TO_OP_ID)

@@ -82,6 +82,41 @@ class InferCell(nn.Module):
         return nodes[-1]
 
 
+class NB201Tail(nn.Module):
+    """Body modules from one position on, then the head: what a Tr-Net keeps of a network
+    (paper Sec. 3.2). The modules are the network's own, not copies. It consumes the last
+    ``inputs`` outputs of whatever ran before it (NB201 cells take one input)."""
+
+    inputs = 1
+
+    def __init__(self, cells: "list[nn.Module]", lastact: nn.Module, global_pooling: nn.Module,
+                 classifier: nn.Module):
+        super().__init__()
+        self.cells = nn.ModuleList(cells)
+        self.lastact, self.global_pooling, self.classifier = lastact, global_pooling, classifier
+
+    def forward(self, inputs: "list[torch.Tensor]") -> torch.Tensor:
+        feature = inputs[-1]
+        for cell in self.cells:
+            feature = cell(feature)
+        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+
+    def forward_features(self, inputs: "list[torch.Tensor]") -> list[torch.Tensor]:
+        feats, feature = [], inputs[-1]
+        for cell in self.cells:
+            feature = cell(feature)
+            feats.append(feature)
+        return feats
+
+
+def expected_input(cells: nn.ModuleList, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, H, W) that body module ``start`` expects: the stem keeps the resolution and each
+    reduction block before ``start`` halves it."""
+    halvings = sum(1 for m in cells[:start] if getattr(m, "stride", 1) == 2)
+    _, H, W = input_size
+    return cells[start].in_dim, H // 2**halvings, W // 2**halvings
+
+
 class NB201Network(nn.Module):
     """A NAS-Bench-201 architecture, layer for layer the reference ``TinyNetwork``.
 
@@ -105,9 +140,16 @@ class NB201Network(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_last, num_classes)
 
-    def cell_positions(self) -> list[int]:
+    def search_positions(self) -> list[int]:
         """Positions in ``cells`` of search cells 1..3N."""
         return [search_cell_position(i, self.N) for i in range(1, 3 * self.N + 1)]
+
+    def tail(self, start: int) -> NB201Tail:
+        """Body modules ``start``.. and the head, sharing this network's modules."""
+        return NB201Tail(list(self.cells[start:]), self.lastact, self.global_pooling, self.classifier)
+
+    def expected_input(self, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
+        return expected_input(self.cells, start, input_size)
 
     def head(self, feature: torch.Tensor) -> torch.Tensor:
         out = self.global_pooling(self.lastact(feature))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import HarnessError
-from harness.spaces.nb201.network import body_layout
+from harness.spaces.nb201.network import body_layout, expected_input, search_cell_position
 from harness.spaces.nb201.ops import ResNetBasicblock, make_op
 from harness.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS, to_str
 
@@ -209,6 +209,42 @@ class NB201Supernet(ArchitectureState, nn.Module):
 
     def head(self, feature: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+
+    def search_positions(self) -> list[int]:
+        """Positions in ``cells`` of search cells 1..3N."""
+        return [search_cell_position(i, self.N) for i in range(1, 3 * self.N + 1)]
+
+    def tail(self, start: int) -> "NB201SupernetTail":
+        """Body modules ``start``.. and the head, sharing this supernet's modules and ``arch``."""
+        return NB201SupernetTail(list(self.cells[start:]), self.lastact, self.global_pooling, self.classifier,
+                                 self.arch)
+
+    def expected_input(self, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
+        return expected_input(self.cells, start, input_size)
+
+
+class NB201SupernetTail(ArchitectureState, nn.Module):
+    """Supernet body from one position on plus the head, with the supernet's shared ``arch``:
+    what a Tr-Supernet keeps (paper Sec. 3.2)."""
+
+    inputs = 1
+
+    def __init__(self, cells: "list[nn.Module]", lastact: nn.Module, global_pooling: nn.Module,
+                 classifier: nn.Module, arch: ArchitectureWeights):
+        super().__init__()
+        self.cells = nn.ModuleList(cells)
+        self.lastact, self.global_pooling, self.classifier = lastact, global_pooling, classifier
+        self.arch = arch
+
+    def forward(self, inputs: "list[torch.Tensor]", weights: "torch.Tensor | None" = None) -> torch.Tensor:
+        feature = run_body(self.cells, inputs[-1], self._weights(weights))
+        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+
+    def forward_features(self, inputs: "list[torch.Tensor]", weights: "torch.Tensor | None" = None
+                         ) -> list[torch.Tensor]:
+        feats: list[torch.Tensor] = []
+        run_body(self.cells, inputs[-1], self._weights(weights), feats)
+        return feats
 
 
 def run_body(cells: Sequence[nn.Module], feature: torch.Tensor, weights: torch.Tensor,

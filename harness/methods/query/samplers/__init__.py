@@ -1,4 +1,8 @@
-"""Optuna samplers by name: Regularized Evolution and Optuna's own baselines (issue 5, items 1-2)."""
+"""Optuna samplers by name: Regularized Evolution and Optuna's own random and TPE baselines.
+
+Every sampler is built by :func:`make_sampler` from a name, a seed, the search space and the
+definition's options; an option the sampler does not take is an error, never ignored.
+"""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -7,17 +11,18 @@ import optuna
 
 from harness import HarnessError
 from harness.methods.query.samplers.rea import RegularizedEvolutionSampler
+from harness.spaces import SearchSpace
 
 
-def _rea(seed: "int | None", **options: Any) -> optuna.samplers.BaseSampler:
-    return RegularizedEvolutionSampler(seed=seed, **options)
+def _rea(seed: "int | None", space: "SearchSpace | str", **options: Any) -> optuna.samplers.BaseSampler:
+    return RegularizedEvolutionSampler(seed=seed, space=space, **options)
 
 
-def _random(seed: "int | None", **options: Any) -> optuna.samplers.BaseSampler:
+def _random(seed: "int | None", space: "SearchSpace | str", **options: Any) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed, **options)
 
 
-def _tpe(seed: "int | None", **options: Any) -> optuna.samplers.BaseSampler:
+def _tpe(seed: "int | None", space: "SearchSpace | str", **options: Any) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, **options)
 
 
@@ -26,12 +31,13 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
-def make_sampler(name: str, seed: "int | None" = None, **options: Any) -> optuna.samplers.BaseSampler:
-    """A sampler by name (``rea``, ``random``, ``tpe``); ``options`` go to its constructor."""
+def make_sampler(name: str, seed: "int | None" = None, space: "SearchSpace | str" = "nb201",
+                 **options: Any) -> optuna.samplers.BaseSampler:
+    """A sampler by name (``rea``, ``random``, ``tpe``) for ``space``; ``options`` go to its constructor."""
     if name not in SAMPLERS:
         raise HarnessError(f"sampler {name!r}: unknown (known: {', '.join(SAMPLERS)})")
     try:
-        return SAMPLERS[name](seed, **options)
+        return SAMPLERS[name](seed, space, **options)
     except TypeError as e:
         # An unknown keyword: name the sampler and the option rather than a Python signature.
         raise HarnessError(f"sampler {name!r}: bad options {sorted(options)}: {e}") from None

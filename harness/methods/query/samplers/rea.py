@@ -23,40 +23,42 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from harness import HarnessError
-from harness.spaces.nb201.params import SEARCH_SPACE, has_nb201_params, ops_from_params, params_from_ops
-from harness.spaces.nb201 import encoding as nb201
-
-MUTATIONS: tuple[str, ...] = ("nb201", "uniform_edge")
+from harness.spaces import SearchSpace, get_space, is_complete
 
 
 class RegularizedEvolutionSampler(BaseSampler):
-    """REA over the NB201 space of :mod:`harness.spaces.nb201.params` (params ``edge_0``..``edge_5``).
+    """REA over any registered search space (its distributions, ``random`` and ``mutate``).
 
     Args:
+        space: a :class:`harness.spaces.SearchSpace` or a registered name (default ``"nb201"``).
         population_size: P, how many of the most recently completed trials form the population;
             until P trials are complete every trial is sampled uniformly at random.
         sample_size: S, tournament size, drawn from the population with replacement (1..P).
-        mutation: ``"nb201"`` (NB201 reference: random node, then one of its incoming edges)
-            or ``"uniform_edge"`` (NASLib: one of the 6 edges uniformly); the op always changes.
+        mutation: one of the space's ``mutations`` (default: its first). NB201: ``"nb201"`` (the
+            NB201 reference: random node, then one of its incoming edges) or ``"uniform_edge"``
+            (NASLib: one of the 6 edges uniformly); the op always changes.
         seed: non-negative int; ``None`` draws one at construction.
 
-    Parameters outside the NB201 space are sampled uniformly at random, also from
-    ``(seed, trial.number, name)``. Trials without a complete NB201 cell do not join the
+    Parameters outside the space are sampled uniformly at random, also from
+    ``(seed, trial.number, name)``. Trials without a complete candidate do not join the
     population. Only single-objective studies are supported.
     """
 
     #: The RNG depends on the trial number only, so workers can share one seed.
     stateless = True
 
-    def __init__(self, population_size: int = 10, sample_size: int = 3, mutation: str = "nb201",
-                 seed: "int | None" = None) -> None:
+    def __init__(self, population_size: int = 10, sample_size: int = 3, mutation: "str | None" = None,
+                 seed: "int | None" = None, space: "SearchSpace | str" = "nb201") -> None:
+        self.space = get_space(space) if isinstance(space, str) else space
         if not _is_int(population_size) or population_size < 1:
             raise HarnessError(f"population_size {population_size!r}: must be an integer >= 1")
         if not _is_int(sample_size) or not 1 <= sample_size <= population_size:
             raise HarnessError(
                 f"sample_size {sample_size!r}: must be an integer in 1..population_size ({population_size})")
-        if mutation not in MUTATIONS:
-            raise HarnessError(f"mutation {mutation!r}: unknown (known: {', '.join(MUTATIONS)})")
+        mutation = self.space.mutations[0] if mutation is None else mutation
+        if mutation not in self.space.mutations:
+            raise HarnessError(f"mutation {mutation!r}: unknown for space {self.space.name!r} "
+                               f"(known: {', '.join(self.space.mutations)})")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         elif not _is_int(seed) or seed < 0:
@@ -68,7 +70,8 @@ class RegularizedEvolutionSampler(BaseSampler):
 
     def __repr__(self) -> str:
         return (f"RegularizedEvolutionSampler(population_size={self.population_size}, "
-                f"sample_size={self.sample_size}, mutation={self.mutation!r}, seed={self.seed})")
+                f"sample_size={self.sample_size}, mutation={self.mutation!r}, seed={self.seed}, "
+                f"space={self.space.name!r})")
 
     # -- Optuna interface -------------------------------------------------------------------
 
@@ -77,13 +80,13 @@ class RegularizedEvolutionSampler(BaseSampler):
             raise HarnessError(
                 f"study {study.study_name!r}: RegularizedEvolutionSampler needs one objective, "
                 f"the study has {len(study.directions)} directions")
-        return dict(SEARCH_SPACE)
+        return self.space.distributions()
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
-        return params_from_ops(self.propose(study, trial.number))
+        return self.space.to_params(self.propose(study, trial.number))
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -95,22 +98,22 @@ class RegularizedEvolutionSampler(BaseSampler):
     # -- REA itself -------------------------------------------------------------------------
 
     def population(self, study: Study) -> list[FrozenTrial]:
-        """The last P COMPLETE trials holding an NB201 cell, oldest first (aging)."""
+        """The last P COMPLETE trials holding a complete candidate, oldest first (aging)."""
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and has_nb201_params(t.params)]
+                if t.value is not None and is_complete(self.space, t.params)]
         # Completion time decides who dies first; the number only breaks exact ties.
         done.sort(key=lambda t: (t.datetime_complete, t.number))
         return done[-self.population_size:]
 
-    def propose(self, study: Study, trial_number: int) -> tuple[str, ...]:
-        """The cell for trial ``trial_number``: random until P trials are complete, else a
+    def propose(self, study: Study, trial_number: int):
+        """The candidate for trial ``trial_number``: random until P trials are complete, else a
         mutated tournament winner."""
         rng = np.random.default_rng([self.seed, trial_number])
         population = self.population(study)
         if len(population) < self.population_size:
-            return nb201.random_ops(rng)
+            return self.space.random(rng)
         parent = self.tournament(population, rng, study.direction)
-        return nb201.mutate(ops_from_params(parent.params), rng, self.mutation)
+        return self.space.mutate(self.space.from_params(parent.params), rng, self.mutation)
 
     def tournament(self, population: Sequence[FrozenTrial], rng: np.random.Generator,
                    direction: StudyDirection) -> FrozenTrial:

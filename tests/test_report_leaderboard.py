@@ -1,4 +1,4 @@
-"""Leaderboard and plots over small synthetic results folders (test inputs with the runner's
+"""Leaderboard and plots over small synthetic results stores (test inputs with the runner's
 columns, not results), plus one real tabular benchmark run through the real runner."""
 from pathlib import Path
 
@@ -9,7 +9,8 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.report import leaderboard as lb
-from harness.report import plots
+from harness.report import plots, query, refresh
+from harness.store.results import ResultsStore
 
 OLD = "nb201-rea-20240101T000000-aaaaaa"
 NEW = "nb201-rea-20240102T000000-bbbbbb"
@@ -57,13 +58,13 @@ def _train_row(method, wall, saved, ips, trainable, dataset="cifar10-valid", dev
             "trainable_params": trainable, "device": device, **PROV}
 
 
-def _write(folder: Path, name: str, rows) -> None:
-    pd.DataFrame(rows).to_parquet(folder / f"{name}.parquet", index=False)
+def _write(folder: Path, name: str, rows) -> Path:
+    return ResultsStore(folder).append(name, rows)
 
 
 @pytest.fixture
 def results(tmp_path) -> Path:
-    """Newer batch written FIRST: the timestamp, not the file order, must decide."""
+    """Newer batch written FIRST: the timestamp in the batch id, not the write order, must decide."""
     summary = [_summary_row(NEW, s, b, o) for s, b, o in [(0, 93.0, 94.0), (1, 94.0, 94.5), (2, 95.0, 95.0)]]
     summary += [_summary_row(NEW, 0, 90.0, 91.0, sampler="random"), _summary_row(NEW, 1, 92.0, 92.0, sampler="random")]
     summary += [_summary_row(OLD, s, 50.0, 50.0) for s in range(2)]
@@ -76,7 +77,7 @@ def results(tmp_path) -> Path:
         _rank_row("cifar10", "random-1000", 0.1, 0.2, 20, batch="nb201-rank-20240101T000000-cccccc"),
         _rank_row("cifar10", "random-1000", 0.6000, 0.7800, 20, batch="nb201-rank-20240103T000000-dddddd", std=0.0123),
         _rank_row("cifar10", "top-1000", 0.4100, 0.5900, 1, batch="nb201-rank-20240103T000000-dddddd"),
-        # `harness rank` rows: no batch id; the last row per dataset x proxy x selection counts.
+        # rows of the old `harness rank`: no batch id; the last row per dataset x proxy x selection counts.
         _rank_row("cifar100", "top-1000", 0.1111, 0.2222, 1, bench="/somewhere/harness/tabular/nb201.parquet"),
         _rank_row("cifar100", "top-1000", 0.3190, 0.4623, 1, bench="/somewhere/harness/tabular/nb201.parquet"),
     ])
@@ -108,11 +109,11 @@ def test_latest_batch_by_timestamp_and_mean_std(results):
 
 def test_latest_batch_ids_fall_back_to_file_order():
     df = pd.DataFrame({"benchmark": ["x", "x", "x", "y"], "batch_id": ["x-late", "x-early", "x-early", "y-1"]})
-    assert lb.latest_batch_ids(df) == {"x": "x-early", "y": "y-1"}
+    assert query.latest_batch_ids(df) == {"x": "x-early", "y": "y-1"}
     stamped = pd.DataFrame({"benchmark": ["x", "x"], "batch_id": [NEW.replace("nb201-rea", "x"),
                                                                    OLD.replace("nb201-rea", "x")]})
-    assert lb.latest_batch_ids(stamped) == {"x": NEW.replace("nb201-rea", "x")}
-    assert lb.batch_time(NEW) == "20240102T000000" and lb.batch_time("no-stamp") is None
+    assert query.latest_batch_ids(stamped) == {"x": NEW.replace("nb201-rea", "x")}
+    assert query.batch_time(NEW) == "20240102T000000" and query.batch_time("no-stamp") is None
 
 
 def test_rank_section_latest_batch_paper_values_and_unbatched_rows(results):
@@ -149,22 +150,21 @@ def test_interrupted_batch_is_summarised_from_runs(tmp_path):
     md = lb.build_leaderboard(tmp_path)
     # best by proxy: run 0 -> 50 (proxy 5), run 1 -> 60 (first of the tied 6s); oracle 50 and 61
     assert "| 2 | 55.00 ± 5.00 | 55.50 |" in _row(md, "cifar10", "original", "rea")
-    assert "summarised from runs.parquet" in md
+    assert "summarised from the runs table" in md
 
 
 def test_newer_interrupted_batch_is_noted_not_shown(results):
     newest = "nb201-rea-20240105T000000-eeeeee"
-    runs = pd.concat([pd.read_parquet(results / "runs.parquet"), pd.DataFrame(_runs(newest, 0, [1], [11.0]))])
-    runs.to_parquet(results / "runs.parquet", index=False)
+    _write(results, "runs", _runs(newest, 0, [1], [11.0]))
     md = lb.build_leaderboard(results)
-    assert f"newer batch {newest} in runs.parquet has no summary rows" in md
+    assert f"newer batch {newest} in the runs table has no summary rows" in md
     assert "| 3 | 94.00 ± 0.82 |" in _row(md, "cifar10", "original", "rea")
     assert "11.00" not in md
 
 
 def test_anytime_curves_track_best_by_proxy_with_ties_to_the_earlier():
     runs = pd.DataFrame(_runs(NEW, 0, [1, 3, 3, 2, 5], [10, 30, 31, 20, 50])).sample(frac=1, random_state=0)
-    curve = plots.anytime_curves(runs)
+    curve = query.anytime_curves(runs)
     assert curve["query"].tolist() == [1, 2, 3, 4, 5]
     assert curve["best_truth"].tolist() == [10, 30, 30, 30, 50]
 
@@ -175,18 +175,20 @@ def test_missing_files_and_bad_inputs(tmp_path):
     assert plots.write_plots(tmp_path) == []
     with pytest.raises(HarnessError, match="does not exist"):
         lb.build_leaderboard(tmp_path / "nope")
-    (tmp_path / "rank.parquet").write_bytes(b"not parquet")
-    with pytest.raises(HarnessError, match="rank.parquet: not a readable Parquet file"):
+    (tmp_path / "rank").mkdir()
+    bad = tmp_path / "rank" / "part-20240101T000000-h-1-deadbeef.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(HarnessError, match=f"{bad.name}: not a readable Parquet part of table 'rank'"):
         lb.build_leaderboard(tmp_path)
-    (tmp_path / "rank.parquet").unlink()
-    pd.DataFrame({"dataset": ["cifar10"], "proxy": ["p"]}).to_parquet(tmp_path / "rank.parquet")
-    with pytest.raises(HarnessError, match="rank.parquet: missing column.*selection"):
+    bad.unlink()
+    pd.DataFrame({"dataset": ["cifar10"], "proxy": ["p"]}).to_parquet(bad)
+    with pytest.raises(HarnessError, match=f"{bad.name}: table 'rank' part lacks required column.*selection"):
         lb.build_leaderboard(tmp_path)
 
 
 def test_only_rank_results_skip_plots(tmp_path):
     _write(tmp_path, "rank", [_rank_row("cifar10", "top-1000", 0.41, 0.59, 1, batch="nb201-rank-20240103T000000-d")])
-    paths = lb.refresh(tmp_path)
+    paths = refresh(tmp_path)
     assert paths == [tmp_path / "leaderboard.md"]
     assert not list(tmp_path.glob("*.png"))
 
@@ -201,12 +203,12 @@ def _assert_real_png(path: Path, min_colours: int = 30) -> None:
 
 
 def test_refresh_writes_everything_atomically(results):
-    paths = lb.refresh(results)
+    paths = refresh(results)
     assert paths == [results / "leaderboard.md", results / "rea_anytime.png", results / "memory.png"]
     for p in paths[1:]:
         _assert_real_png(p)
     assert "![rea_anytime.png](rea_anytime.png)" in (results / "leaderboard.md").read_text()
-    leftovers = [p.name for p in results.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+    leftovers = [p.name for p in results.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
     assert leftovers == []
 
 
@@ -231,9 +233,33 @@ def test_real_tabular_benchmark_feeds_the_leaderboard(tmp_path):
     defn = load_definition(root / "benchmarks" / "nb201-rea.toml",
                            overrides={"datasets": ["cifar10"], "samplers": ["rea", "random"], "seeds": 2, "budget": 12})
     summary = run_benchmark(defn, tmp_path, progress=False)
-    paths = lb.refresh(tmp_path)
+    paths = refresh(tmp_path)
     md = paths[0].read_text()
     rea = summary[summary["sampler"] == "rea"]["best_ground_truth"]
     expected = f"{rea.mean():.2f} ± {rea.std(ddof=0):.2f}"
-    assert f"| 2 | {expected} |" in _row(md, "cifar10", "original", "rea")
+    method = str(summary["method" if "method" in summary else "proxy_name"].iloc[0])
+    assert f"| 2 | {expected} |" in _row(md, "cifar10", method, "rea")
     _assert_real_png(tmp_path / "rea_anytime.png")
+
+
+def test_memory_and_throughput_sections(tmp_path):
+    md = lb.build_leaderboard(tmp_path)
+    assert "## Memory" not in md and "## Training throughput" not in md  # no rows, no section
+    mem = [{"selection": "random", "arch_str": ARCH, "batch_size": 256, "original/saved_bytes": o,
+            "tr-net-5-5/saved_bytes": t, "benchmark": "memory-nb201", "batch_id": b}
+           for b, o, t in [("memory-nb201-20240101T000000-aaaaaa", 9e6, 9e6),
+                           ("memory-nb201-20240102T000000-bbbbbb", 4e6, 2e6),
+                           ("memory-nb201-20240102T000000-bbbbbb", 6e6, 2e6)]]
+    _write(tmp_path, "memory", mem)
+    _write(tmp_path, "throughput", [
+        {"method": "original", "images_per_s": 100.0, "mode": "separate", "selection": "all_conv3x3", "device": "cpu"},
+        {"method": "tr-net-5-5", "images_per_s": 150.0, "mode": "separate", "selection": "all_conv3x3",
+         "device": "cpu"},
+        {"method": "tr-net-5-5", "images_per_s": 170.0, "mode": "separate", "selection": "all_conv3x3",
+         "device": "cpu"}])
+    md = lb.build_leaderboard(tmp_path)
+    # latest batch only: means 5.0 MB and 2.0 MB, ratio of the means 2.50x; the older batch's 9 MB is not shown
+    assert _row(md, "memory-nb201", "random").endswith("| 2 | 256 | tr-net-5-5 | 5.0 | 2.0 | 2.50× |")
+    assert "9.0" not in md.split("## Memory")[1].split("##")[0]
+    assert _row(md, "–", "cpu", "all_conv3x3", "separate", "tr-net-5-5").endswith("| 2 | 160.0 | 1.60× |")
+    assert _row(md, "–", "cpu", "all_conv3x3", "separate", "original").endswith("| 1 | 100.0 | 1.00× |")

@@ -1,51 +1,55 @@
 """Many processes, one Optuna journal storage, one exact trial budget (issue 5, multi-worker acceptance)."""
 from __future__ import annotations
 
-import os
-
 import optuna
-import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.store.files import append_parquet
 from harness.methods.query.samplers import make_sampler
-from harness.spaces.nb201.params import ops_from_params, suggest_nb201
-from harness.methods.query.workers import (open_journal, optimize_to_budget, resolve_objective, run_workers,
-                                    worker_seed)
-from harness.spaces.nb201 import encoding as nb201
-from harness.tabular.nb201 import NB201Table
+from harness.methods.query.workers import (
+    optimize_to_budget,
+    resolve_objective,
+    run_workers,
+    worker_seed,
+)
+from harness.proxies import ProxyContext, TableProxy
+from harness.spaces import get_space, suggest
+from harness.store.results import ResultsStore
+from harness.store.storage import optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # Spawned workers import objectives by name; this module is importable as ``__name__`` because
 # pytest puts tests/ on sys.path and spawn hands sys.path to the children.
 THIS = __name__
+NB201 = get_space("nb201")
+WORKER_OBJECTIVE = "harness.methods.query.search:worker_objective"
 
 
-def tabular_objective(trial, results_path: str, dataset: str = "cifar10") -> float:
-    """12-epoch validation accuracy from the NB201 table; one Parquet row per evaluation."""
-    table = NB201Table.load()
-    ops = suggest_nb201(trial)
-    proxy = table.query(ops, dataset, "val_acc", 12)
-    append_parquet([{"trial_number": trial.number, "arch_str": nb201.to_str(ops), "proxy": proxy,
-                     "ground_truth": table.query(ops, dataset, "test_acc", 200), "pid": os.getpid()}],
-                   results_path)
-    return proxy
+def worker_kwargs(root, run_id="rea-mw"):
+    """What the search benchmark hands :func:`worker_objective`: the table proxy, rows to ``root``."""
+    return {"ctx": ProxyContext(NB201, "cifar10", store=ResultsStore(root)), "proxy_name": "nb201-12ep-val",
+            "results": str(root), "meta": {"run_id": run_id, "benchmark": "test-workers", "dataset": "cifar10"}}
+
+
+def count_conv_objective(trial) -> float:
+    """Deterministic, table-free: the number of 3x3 convolutions in the cell."""
+    return float(suggest(NB201, trial).count("nor_conv_3x3"))
 
 
 def failing_objective(trial) -> float:
-    suggest_nb201(trial)
+    suggest(NB201, trial)
     raise ValueError("objective exploded on purpose")
 
 
 def test_four_workers_share_one_journal_and_stop_at_exactly_the_budget(tmp_path):
-    results = tmp_path / "evals.parquet"
-    out = run_workers(4, tmp_path / "journal.log", "rea-mw", f"{THIS}:tabular_objective", budget=40,
-                      sampler_name="rea", seed=0, objective_kwargs={"results_path": str(results)})
+    store = ResultsStore(tmp_path / "results")
+    journal = tmp_path / "journal.log"
+    out = run_workers(4, journal, "rea-mw", WORKER_OBJECTIVE, budget=40, sampler_name="rea", seed=0,
+                      objective_kwargs=worker_kwargs(store.root))
 
-    study = optuna.load_study(study_name="rea-mw", storage=open_journal(tmp_path / "journal.log"))
+    study = optuna.load_study(study_name="rea-mw", storage=optuna_storage(journal))
     trials = study.get_trials()
     assert len(trials) == 40
     assert sorted(t.number for t in trials) == list(range(40))
@@ -56,25 +60,29 @@ def test_four_workers_share_one_journal_and_stop_at_exactly_the_budget(tmp_path)
     assert len(out.trials_by_worker) == 4
     assert sum(1 for numbers in out.trials_by_worker.values() if numbers) >= 2, "workers ran concurrently"
 
-    rows = pd.read_parquet(results)
-    assert sorted(rows["trial_number"]) == list(range(40)), "every trial in Parquet, once"
+    rows = store.read("runs")
+    assert sorted(rows["trial"]) == list(range(40)), "every trial in the store, once"
+    assert set(rows["run_id"]) == {"rea-mw"}
+    proxy = TableProxy("nb201-12ep-val", NB201, "cifar10")
     by_number = {t.number: t for t in trials}
     for row in rows.itertuples():
-        assert nb201.to_str(ops_from_params(by_number[row.trial_number].params)) == row.arch_str
-        assert by_number[row.trial_number].value == row.proxy
-    assert rows["pid"].nunique() >= 2
+        arch = NB201.from_params(by_number[row.trial].params)
+        assert NB201.format(arch) == row.arch_str
+        assert by_number[row.trial].value == row.proxy == proxy(arch).value
+        assert row.ground_truth == proxy(arch).ground_truth
+        assert by_number[row.trial].user_attrs["ground_truth"] == row.ground_truth
 
     # The same storage carries on to a larger budget with fewer workers.
-    more = run_workers(2, tmp_path / "journal.log", "rea-mw", f"{THIS}:tabular_objective", budget=46,
-                       seed=0, objective_kwargs={"results_path": str(results)})
+    more = run_workers(2, journal, "rea-mw", WORKER_OBJECTIVE, budget=46, seed=0,
+                       objective_kwargs=worker_kwargs(store.root))
     assert sorted(n for ns in more.trials_by_worker.values() for n in ns) == list(range(40, 46))
-    assert len(pd.read_parquet(results)) == 46
+    assert sorted(store.read("runs")["trial"]) == list(range(46))
 
 
 def test_optimize_to_budget_counts_every_trial_and_reraises_failures(tmp_path):
     study = optuna.create_study(direction="maximize", sampler=make_sampler("rea", 0))
     lock = tmp_path / "study.lock"
-    objective = resolve_objective(f"{THIS}:tabular_objective", {"results_path": str(tmp_path / "r.parquet")})
+    objective = resolve_objective(f"{THIS}:count_conv_objective")
     assert optimize_to_budget(study, objective, 12, lock) == list(range(12))
     assert optimize_to_budget(study, objective, 12, lock) == []
 
@@ -82,16 +90,26 @@ def test_optimize_to_budget_counts_every_trial_and_reraises_failures(tmp_path):
         optimize_to_budget(study, failing_objective, 20, lock)
     assert study.trials[12].state == TrialState.FAIL
     # The failed trial used up one unit of budget; an enqueued (waiting) one does not count.
-    study.enqueue_trial({f"edge_{k}": "none" for k in range(6)})
+    study.enqueue_trial(NB201.to_params(("none",) * 6))
     assert optimize_to_budget(study, objective, 15, lock) == [13, 14]
     assert len(study.trials) == 15
-    assert ops_from_params(study.trials[13].params) == ("none",) * 6
+    assert NB201.from_params(study.trials[13].params) == ("none",) * 6
+    assert study.trials[13].value == 0.0
+
+
+def test_resolve_objective_binds_keyword_arguments(tmp_path):
+    objective = resolve_objective(WORKER_OBJECTIVE, worker_kwargs(tmp_path, run_id="one"))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("random", 0))
+    study.optimize(objective, n_trials=3)
+    rows = ResultsStore(tmp_path).read("runs")
+    assert list(rows["trial"]) == [0, 1, 2] and set(rows["run_id"]) == {"one"}
+    assert list(rows["proxy"]) == [t.value for t in study.trials]
 
 
 def test_worker_failure_is_reported_with_its_traceback(tmp_path):
     with pytest.raises(RuntimeError, match="(?s)worker 0.*objective exploded on purpose"):
         run_workers(1, tmp_path / "j.log", "boom", f"{THIS}:failing_objective", budget=3, seed=0)
-    study = optuna.load_study(study_name="boom", storage=open_journal(tmp_path / "j.log"))
+    study = optuna.load_study(study_name="boom", storage=optuna_storage(tmp_path / "j.log"))
     assert [t.state for t in study.trials] == [TrialState.FAIL]
 
 
@@ -107,6 +125,8 @@ def test_stateful_samplers_get_one_seed_per_worker_rea_shares_its_seed():
     ({"budget": 0}, "budget 0"),
     ({"budget": 2.0}, "budget 2.0"),
     ({"sampler_name": "bohb"}, "sampler 'bohb': unknown"),
+    ({"sampler_options": {"popsize": 3}}, "sampler 'rea': bad options"),
+    ({"space": "no-such-space"}, "search space 'no-such-space': unknown"),
     ({"objective_ref": "no_colon"}, "expected 'package.module:function'"),
     ({"objective_ref": "harness.nowhere:f"}, "cannot be imported"),
     ({"objective_ref": f"{THIS}:THIS"}, "is not callable"),
@@ -114,8 +134,8 @@ def test_stateful_samplers_get_one_seed_per_worker_rea_shares_its_seed():
     ({"lock_path": "LOCK"}, "clashes with the journal file"),
 ])
 def test_bad_arguments_fail_before_anything_starts(tmp_path, kwargs, match):
-    args = dict(n_workers=2, storage_path=tmp_path / "j.log", study_name="s",
-                objective_ref=f"{THIS}:failing_objective", budget=5)
+    args = {"n_workers": 2, "storage_path": tmp_path / "j.log", "study_name": "s",
+            "objective_ref": f"{THIS}:failing_objective", "budget": 5}
     if kwargs.get("lock_path") == "LOCK":
         kwargs = {"lock_path": tmp_path / "j.log.lock"}
     with pytest.raises(HarnessError, match=match):

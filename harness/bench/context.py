@@ -1,0 +1,37 @@
+"""What every kind shares: building proxy contexts from a definition, and each row's provenance."""
+from __future__ import annotations
+
+import json
+
+from harness.backbones.pretrain import BackboneSettings
+from harness.bench.definition import Definition
+from harness.proxies import ProxyContext, TrainSettings
+from harness.runinfo import run_record
+from harness.spaces import get_space
+from harness.store.results import ResultsStore
+
+
+def train_settings(defn: Definition) -> TrainSettings:
+    t = defn.get("train", {})
+    return TrainSettings(data=t.get("data", "embedded"), dataset=t.get("dataset"), device=t.get("device"), limit=t.get("limit") or None, batch_size=t.get("batch_size"),
+                         cutout=t.get("cutout"), epochs=dict(t.get("epochs", {})), warmup=dict(t.get("warmup", {})),
+                         on_miss=t.get("on_miss", "train"), seed=t.get("seed", 0))
+
+
+def backbone_settings(defn: Definition) -> BackboneSettings:
+    return BackboneSettings(**defn.get("backbone", {}))
+
+
+def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id: str, progress: bool) -> ProxyContext:
+    """Proxies for ``dataset``; their training rows carry this batch and benchmark."""
+    return ProxyContext(space=get_space(defn["space"]), dataset=dataset, store=store, train=train_settings(defn),
+                        backbone=backbone_settings(defn), results=store.root, progress=progress,
+                        meta={"batch_id": batch_id, "benchmark": defn.name})
+
+
+def run_meta(defn: Definition, batch_id: str, seed: "int | None" = None, **extra) -> dict:
+    """Provenance every row of a run carries: batch, benchmark, space, the full config (every
+    option, defaults filled in), commit, versions, device, seed."""
+    return {"batch_id": batch_id, "benchmark": defn.name, "kind": defn.kind, "space": defn["space"],
+            "config": json.dumps(defn.as_config(), sort_keys=True), **extra,
+            **{k: v for k, v in run_record(seed=seed).items() if k != "device"}}  # device: per row

@@ -1,0 +1,11 @@
+"""Benchmark kinds: each a ``run(definition, store, batch_id, progress) -> DataFrame``."""
+from typing import Callable
+
+import pandas as pd
+
+from harness.bench.kinds import cka, memory, rank, search, throughput, train
+
+Run = Callable[..., pd.DataFrame]
+
+KIND_RUNNERS: dict[str, Run] = {"search": search.run, "rank": rank.run, "memory": memory.run,
+                                "throughput": throughput.run, "cka": cka.run, "train": train.run}

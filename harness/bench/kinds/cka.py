@@ -1,0 +1,37 @@
+"""Kind ``cka``: CKA of a pre-trained backbone's blocks vs candidate cells (paper Figs. 1/2).
+
+Trains ``archs`` random architectures (or takes ``arch_list``: strings, indices or network
+checkpoints) with the Original recipe (``train.epochs.original``, default 12) and, with
+``supernet``, a first-order DARTS supernet; rows go to the ``cka`` table, heatmaps to ``out``
+(default ``<results>/cka``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis.similarity import run_cka
+from harness.bench.context import proxy_context, run_meta, train_settings
+from harness.bench.definition import Definition
+from harness.store.results import ResultsStore
+
+
+def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
+    frames = []
+    for ds in defn["datasets"]:
+        ctx = proxy_context(defn, ds, store, batch_id, progress)
+        archs = defn.get("arch_list") or defn["archs"]
+        if isinstance(archs, list):
+            archs = [int(a) if a.isdigit() else a for a in archs] or None
+        out = Path(defn.get("out") or store.root / "cka")
+        r = run_cka(defn["backbone"]["checkpoint"], archs, ctx.data, out_dir=out, store=store,
+                    meta=run_meta(defn, batch_id), n_eval=defn["n_eval"], batch_size=defn["eval_batch_size"],
+                    train_cfg=train_settings(defn).config("original"), seed=defn["seed"],
+                    supernet=defn["supernet"], keep_networks=defn["keep_networks"], progress=progress)
+        for name, arch in zip(r.names, r.archs):
+            print(f"{name}: {arch}")
+        print("mean CKA on the diagonal: " + " ".join(f"{r.mean[k, k]:.2f}" for k in range(min(r.mean.shape))))
+        print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, r.png_paths)))
+        frames.append(pd.DataFrame({"dataset": [ds], "part": [str(r.parquet_path)]}))
+    return pd.concat(frames, ignore_index=True)

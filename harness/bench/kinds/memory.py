@@ -1,0 +1,64 @@
+"""Kind ``memory``: bytes saved for backward in one training step, Original vs Tr-Net-i-j.
+
+The paper's Table 2 reports allocated GPU memory (NB201: 1.12 GB vs 0.53 GB, 2.11x); the
+device-independent part of that gap is what autograd keeps for backward, measured exactly here
+(:class:`harness.measure.memory.SavedTensorCounter`) for the listed architectures and ``archs``
+seeded random ones, with random-init weights (byte counts do not depend on weight values). On
+CUDA each step's ``max_memory_allocated`` peak is recorded too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.backbones.resnet import build_backbone
+from harness.bench.context import backbone_settings, run_meta
+from harness.bench.definition import Definition
+from harness.measure.memory import step_figures
+from harness.runinfo import default_device, device_name
+from harness.spaces import get_space
+from harness.store.results import ResultsStore
+from harness.train.loop import training_step
+from harness.train.recipe import ORIGINAL
+from harness.transfer.splice import build_tr_net
+
+
+def candidates(defn: Definition) -> list[tuple[str, object]]:
+    """(label, arch): the listed architectures, then ``archs`` random ones drawn with ``seed``."""
+    space = get_space(defn["space"])
+    rng = np.random.default_rng(defn["seed"])
+    listed = [(space.format(space.canonical(a)), space.canonical(a)) for a in defn.get("arch_list", [])]
+    return listed + [("random", space.random(rng)) for _ in range(defn["archs"])]
+
+
+def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
+    space = get_space(defn["space"])
+    dev = default_device()
+    i, j = defn["i"], defn["j"]
+    torch.manual_seed(defn["seed"])
+    archs = candidates(defn)
+    backbone = build_backbone(backbone_settings(defn).name).to(dev)  # one frozen prefix shared by all Tr-Nets
+    x = torch.randn(defn["batch_size"], 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (defn["batch_size"],), device=dev)
+    trnet = f"tr-net-{i}-{j}"
+    rows = []
+    for label, arch in archs:
+        row = {"selection": label, "arch_str": space.format(arch), "batch_size": defn["batch_size"]}
+        for method, model in (("original", space.build_network(arch)),
+                              (trnet, build_tr_net(space.build_network(arch), backbone, i, j))):
+            model = model.to(dev)
+            step = training_step(model, x, y, ORIGINAL) if dev.type == "cuda" else None
+            for fig, value in step_figures(model, x, y, step).items():
+                row[f"{method}/{fig}"] = value
+            del model
+        row["saved_ratio"] = row["original/saved_bytes"] / row[f"{trnet}/saved_bytes"]
+        rows.append(row)
+    df = pd.DataFrame(rows).assign(tr_method=trnet, device=device_name(str(dev)), **run_meta(defn, batch_id, defn["seed"]))
+    store.append("memory", df)
+    for label, g in df.groupby("selection", sort=False):
+        ratio = g["original/saved_bytes"].mean() / g[f"{trnet}/saved_bytes"].mean()
+        print(f"{defn.name}: {label if label == 'random' else 'listed ' + label[:40]} ({len(g)} archs): saved for "
+              f"backward {g['original/saved_bytes'].mean() / 2**30:.3f} vs {g[f'{trnet}/saved_bytes'].mean() / 2**30:.3f}"
+              f" GiB, ratio {ratio:.2f}x")
+    return df

@@ -1,0 +1,77 @@
+"""Proxies by name, so rank and search benchmarks take them as plain strings.
+
+* a table proxy name (:data:`harness.proxies.table.TABLE_PROXIES`), e.g. ``nb201-12ep-val``;
+* ``train:<method>`` -- real training, ``method`` = ``original`` or ``tr-net-<i>-<j>``;
+* ``recorded:<method>`` -- replay of earlier ``train:<method>`` runs from the store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from harness import HarnessError
+from harness.backbones.pretrain import BackboneSettings, ensure_backbone
+from harness.data.datasets import Dataset, load_dataset
+from harness.proxies.base import Proxy
+from harness.proxies.settings import TRAIN_DATASET, TrainSettings, parse_method
+from harness.proxies.table import TABLE_PROXIES, TableProxy
+from harness.proxies.training import RecordedProxy, TrainProxy
+from harness.runinfo import default_device
+from harness.spaces import SearchSpace
+from harness.store.results import ResultsStore
+
+KINDS = ("table", "train", "recorded")
+
+
+def proxy_kind(name: str) -> str:
+    """``table``, ``train`` or ``recorded``; an unknown name is an error naming the known ones."""
+    if name in TABLE_PROXIES:
+        return "table"
+    kind, sep, method = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if sep and kind in ("train", "recorded"):
+        parse_method(method)
+        return kind
+    raise HarnessError(f"proxy {name!r}: unknown (known: {', '.join(TABLE_PROXIES)}, train:<method>, "
+                       "recorded:<method>; method = original or tr-net-<i>-<j>)")
+
+
+def proxy_method(name: str) -> "str | None":
+    """The training method of a train/recorded proxy (None for a table proxy)."""
+    return None if proxy_kind(name) == "table" else name.partition(":")[2]
+
+
+@dataclass
+class ProxyContext:
+    """What building a proxy may need; training data and the backbone are only loaded on demand."""
+
+    space: SearchSpace
+    dataset: str                               # the table dataset, e.g. "cifar10"
+    store: "ResultsStore | None" = None
+    train: TrainSettings = field(default_factory=TrainSettings)
+    backbone: BackboneSettings = field(default_factory=BackboneSettings)
+    results: "str | Path" = "results"
+    progress: bool = False
+    meta: dict = field(default_factory=dict)   # extra columns for every training row (batch, benchmark)
+
+    @cached_property
+    def data(self) -> Dataset:
+        src = self.train.data
+        kw = {} if src == "embedded" else ({"npz": src} if src.endswith(".npz") else {"data_dir": src})
+        name = self.train.dataset or TRAIN_DATASET.get(self.dataset, self.dataset)
+        return load_dataset(name, limit=self.train.limit or None, device=self.train.device or default_device(), **kw)
+
+    def backbone_path(self) -> Path:
+        return ensure_backbone(self.backbone, self.data, self.results, self.progress)
+
+
+def make_proxy(name: str, ctx: ProxyContext) -> Proxy:
+    kind = proxy_kind(name)
+    if kind == "table":
+        return TableProxy(name, ctx.space, ctx.dataset)
+    method = proxy_method(name)
+    backbone = None if parse_method(method) is None else ctx.backbone_path()
+    trainer = TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method),
+                         backbone=backbone, seed=ctx.train.seed, store=ctx.store, progress=ctx.progress,
+                         meta=ctx.meta)
+    return trainer if kind == "train" else RecordedProxy(trainer, on_miss=ctx.train.on_miss)

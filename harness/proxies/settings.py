@@ -1,0 +1,55 @@
+"""Every default of real-training proxies, in one place (definitions and the CLI build these).
+
+Training methods: ``original`` (the candidate network trained conventionally, NB201 recipe, 12
+epochs) and ``tr-net-<i>-<j>`` (paper Sec. 3.2: its first i cells replaced by the first j blocks
+of a frozen pre-trained backbone; 18 epochs of which 13 linear warmup, Sec. 4.1).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from harness import HarnessError
+from harness.train.recipe import ORIGINAL, TR_NET, TrainConfig
+
+_TR_NET = re.compile(r"^tr-net-(\d+)-(\d+)$")
+ON_MISS = ("train", "error")
+
+#: Table dataset -> the training dataset whose validation accuracy is its proxy (NB201: CIFAR-10
+#: candidates are validated on the "cifar10-valid" 25k/25k split).
+TRAIN_DATASET = {"cifar10": "cifar10-valid", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
+
+
+def parse_method(method: str) -> "tuple[int, int] | None":
+    """``original`` -> None; ``tr-net-i-j`` -> (i, j)."""
+    if method == "original":
+        return None
+    m = _TR_NET.match(method) if isinstance(method, str) else None
+    if not m:
+        raise HarnessError(f"method {method!r}: expected 'original' or 'tr-net-<i>-<j>' (e.g. tr-net-5-5)")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How real-training proxies train. ``None`` = the method's recipe default."""
+
+    data: str = "embedded"         # "embedded", a .npz file, or a folder of official archives
+    dataset: "str | None" = None   # training dataset; None = TRAIN_DATASET of the table dataset
+    device: "str | None" = None    # None = CUDA when available, else CPU
+    limit: "int | None" = None     # first N images of each split (None = all)
+    batch_size: "int | None" = None
+    cutout: "int | None" = None
+    epochs: dict = field(default_factory=dict)    # method -> epochs
+    warmup: dict = field(default_factory=dict)    # method -> warmup epochs
+    on_miss: str = "train"         # recorded proxies: train a candidate never trained before, or error
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.on_miss not in ON_MISS:
+            raise HarnessError(f"on_miss {self.on_miss!r}: expected one of {', '.join(ON_MISS)}")
+
+    def config(self, method: str) -> TrainConfig:
+        base = ORIGINAL if parse_method(method) is None else TR_NET
+        return base.with_(epochs=self.epochs.get(method), warmup_epochs=self.warmup.get(method),
+                          batch_size=self.batch_size, cutout=self.cutout)

@@ -1,0 +1,43 @@
+"""The paper's reference values, loaded from ``reference.toml`` (package data).
+
+* ``PAPER_RANK[(table, method)][dataset] = (KROCC, SROCC)`` -- Transfer-NAS paper Table 1
+  (1000 random networks) and Table 3 (top-1000), methods ``Original`` and ``Tr-Net-5-5``;
+* ``PAPER_METHOD[proxy]`` -- which paper column a harness proxy corresponds to;
+* ``SELECTION_TABLE[selection]`` -- which paper table a rank selection corresponds to;
+* ``NB201_REA[dataset]`` -- NB201 paper (Dong & Yang 2020, Table 5) REA test accuracy;
+* ``PAPER_MEMORY`` -- Transfer-NAS paper Table 2, GPU memory while training (GB).
+"""
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+from harness import HarnessError
+
+REFERENCE_FILE = "reference.toml"
+
+
+def load_reference() -> dict:
+    """The raw TOML document."""
+    src = resources.files("harness.report") / REFERENCE_FILE
+    try:
+        return tomllib.loads(src.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise HarnessError(f"{src}: cannot load the reference values ({' '.join(str(e).split())})") from None
+
+
+_REF = load_reference()
+PAPER_RANK: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
+    (table, method): {ds: (float(v[0]), float(v[1])) for ds, v in values.items()}
+    for table, methods in _REF["rank"].items() for method, values in methods.items()}
+PAPER_METHOD: dict[str, str] = dict(_REF["proxy_method"])
+SELECTION_TABLE: dict[str, str] = dict(_REF["selection_table"])
+NB201_REA: dict[str, str] = dict(_REF["nb201_rea"])
+PAPER_MEMORY: dict[str, float] = dict(_REF["memory_table2"])
+
+
+def paper_rank(proxy: str, selection: str, dataset: str) -> "tuple[str, str, tuple[float, float]] | None":
+    """(table, method, (KROCC, SROCC)) the paper reports for this proxy / selection / dataset, or None."""
+    method, table = PAPER_METHOD.get(proxy), SELECTION_TABLE.get(selection)
+    vals = PAPER_RANK.get((table, method), {}).get(dataset) if method and table else None
+    return (table, method, vals) if vals else None

@@ -1,0 +1,189 @@
+"""The results store: every table is a Parquet dataset, one folder of immutable part files.
+
+``results/<table>/part-<UTC yyyymmddTHHMMSS>-<host>-<pid>-<8 hex>.parquet``: each
+:meth:`ResultsStore.append` writes ONE new part (temp file in the same folder, then
+``os.replace``) and never reads or rewrites another part, so any number of processes -- on one
+machine or several sharing a folder -- append without a lock and without losing rows. Readers take
+only ``part-*.parquet`` files (never the ``.part-*.tmp`` temp files of a write in flight) and
+return the union of their columns: parts may carry different column sets, a column missing from a
+part reads as null.
+
+Parts are read in the order of the UTC stamp in their name, then their modification time, then
+their name -- the order they were written in; the leaderboard orders batches by the stamp inside their
+batch id and uses this order only as a fallback.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness import HarnessError
+from harness.store.files import write_atomic
+
+PART_GLOB = "part-*.parquet"
+_STAMP = re.compile(r"(\d{8}T\d{6})")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    folder: str
+    required: tuple[str, ...]
+    description: str
+
+
+_SPECS = (
+    TableSpec("runs", "runs",
+              ("run_id", "benchmark", "dataset", "trial", "proxy", "ground_truth"),
+              "one row per search evaluation: run/batch ids, method or proxy_name, sampler, trial, arch_str, "
+              "proxy value, 200-epoch ground truth, wall_s, cum_wall_s, peak_bytes, device, commit, version_*"),
+    TableSpec("summary", "summary", ("benchmark", "dataset", "best_ground_truth"),
+              "one row per search run: the best-by-proxy architecture and what it reaches "
+              "(harness.report.query.summarise_run)"),
+    TableSpec("rank", "rank", ("dataset", "proxy", "selection", "krocc", "srocc"),
+              "one row per dataset x proxy x selection: KROCC / SROCC vs the 200-epoch test accuracy "
+              "(paper Tables 1 and 3); batch_id, benchmark, n, draws, *_std"),
+    TableSpec("train", "train", ("method", "dataset", "wall_s"),
+              "one row per real training run: method, dataset, n_train, epochs, val/test acc, wall_s, "
+              "images_per_s, saved_bytes, peak_cuda_bytes, params, trainable_params, device"),
+    TableSpec("memory", "memory", ("arch_str", "original/saved_bytes"),
+              "one row per architecture: bytes autograd saves for backward in one training step as "
+              "'<method>/saved_bytes' (original and each Tr-Net, e.g. 'tr-net-5-5/saved_bytes', likewise "
+              "'<method>/params'); optional selection, batch_size, benchmark, batch_id, device (paper Table 2)"),
+    TableSpec("throughput", "throughput", ("method", "images_per_s"),
+              "one row per architecture x method of a timed training step: method, images_per_s; optional "
+              "selection, mode, arch_str, batch_size, median_step_s, device, benchmark, batch_id"),
+    TableSpec("cka", "cka", ("network", "cell", "block", "cka"),
+              "one row per (network, NAS cell, backbone block): linear CKA similarity (paper Figs. 1-2)"),
+)
+#: Every results table, by name.
+TABLES: dict[str, TableSpec] = {s.name: s for s in _SPECS}
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")[:40] or "host"
+
+
+def part_name(prefix: str = "") -> str:
+    """A new, unique part file name: ``part-[<prefix>-]<UTC stamp>-<host>-<pid>-<8 hex>.parquet``."""
+    stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    head = f"part-{prefix}-" if prefix else "part-"
+    return f"{head}{stamp}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _part_order(path: Path) -> tuple[str, int, str]:
+    m = _STAMP.search(path.name)
+    return (m.group(1) if m else "", path.stat().st_mtime_ns, path.name)
+
+
+class ResultsStore:
+    """The results tables under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: "str | Path" = "results"):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ layout
+
+    def _spec(self, table: str) -> TableSpec:
+        spec = TABLES.get(table)
+        if spec is None:
+            raise HarnessError(f"results table {table!r}: unknown; expected one of {', '.join(TABLES)}")
+        return spec
+
+    def path(self, table: str) -> Path:
+        """The dataset folder of ``table``."""
+        return self.root / self._spec(table).folder
+
+    def parts(self, table: str) -> list[Path]:
+        """The part files of ``table`` in write order (temp files excluded)."""
+        folder = self.path(table)
+        if not folder.is_dir():
+            return []
+        return sorted((p for p in folder.glob(PART_GLOB) if p.is_file()), key=_part_order)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, table: str, rows: "pd.DataFrame | list[dict]") -> Path:
+        """Write ``rows`` as one new part of ``table``; returns the part's path."""
+        spec = self._spec(table)
+        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        if len(df) == 0:
+            raise HarnessError(f"results table {table!r}: nothing to append (no rows)")
+        missing = [c for c in spec.required if c not in df.columns]
+        if missing:
+            raise HarnessError(f"results table {table!r}: rows lack required column(s) {', '.join(missing)}")
+        try:
+            arrow = pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise HarnessError(f"results table {table!r}: rows cannot be stored as Parquet ({_one_line(e)})") from None
+        folder = self.path(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / part_name()
+        while path.exists():  # 32 random bits per name: practically never
+            path = folder / part_name()
+        return write_atomic(path, lambda tmp: pq.write_table(arrow, tmp))
+
+    # ------------------------------------------------------------------ reading
+
+    def _schema(self, table: str, part: Path) -> pa.Schema:
+        try:
+            schema = pq.read_schema(part)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({_one_line(e)})") from None
+        missing = [c for c in self._spec(table).required if c not in schema.names]
+        if missing:
+            raise HarnessError(f"{part}: table {table!r} part lacks required column(s) {', '.join(missing)}")
+        return schema
+
+    def read(self, table: str, columns: "list[str] | None" = None) -> "pd.DataFrame | None":
+        """All rows of ``table`` (union of the parts' columns, or just ``columns``); None without rows."""
+        parts = self.parts(table)
+        if not parts:
+            return None
+        tables = []
+        for part in parts:
+            names = self._schema(table, part).names
+            cols = None if columns is None else [c for c in columns if c in names]
+            try:
+                t = pq.read_table(part, columns=cols)
+            except Exception as e:
+                raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({_one_line(e)})") from None
+            tables.append(t.replace_schema_metadata(None))
+        try:
+            merged = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowException, TypeError) as e:
+            raise HarnessError(f"results table {table!r} ({self.path(table)}): parts have incompatible "
+                               f"column types ({_one_line(e)})") from None
+        if merged.num_rows == 0:
+            return None
+        df = merged.to_pandas()
+        if columns is not None:
+            df = df.reindex(columns=list(columns))  # requested but absent everywhere -> all null
+        return df
+
+    def check_readable(self) -> None:
+        """Read every part's schema (and check the columns unify); raise on the first bad part."""
+        for table in TABLES:
+            schemas = [self._schema(table, part).remove_metadata() for part in self.parts(table)]
+            if schemas:
+                try:
+                    pa.unify_schemas(schemas, promote_options="permissive")
+                except (pa.ArrowException, TypeError) as e:
+                    raise HarnessError(f"results table {table!r} ({self.path(table)}): parts have incompatible "
+                                       f"column types ({_one_line(e)})") from None

@@ -1,0 +1,153 @@
+"""One-off migration of an old results folder (single Parquet files) to the results store.
+
+Each old file becomes ONE part of its table's dataset (:mod:`harness.store.results`), with the same
+rows, then the old file (and its ``.lock`` file) is removed:
+
+    runs.parquet -> runs/    summary.parquet -> summary/    rank.parquet -> rank/
+    train.parquet -> train/  memory-nb201.parquet -> memory/  cka/cka.parquet -> cka/
+
+Rank rows without a ``batch_id`` (written by the old ``harness rank`` command) get
+``batch_id = "rank-cli-<yyyymmddTHHMMSS>-migrated"`` (the old file's modification time, UTC) and
+``benchmark = "rank-cli"`` where it is missing; memory rows get ``benchmark = "memory-nb201"`` and
+``batch_id = "memory-nb201-<stamp>-migrated"`` where missing, so the leaderboard can pick the
+latest batch; old memory columns are renamed to the memory table's (``arch`` -> ``arch_str``,
+``kind`` -> ``selection``, ``original_saved_bytes`` -> ``original/saved_bytes``,
+``trnet_5_5_saved_bytes`` -> ``tr-net-5-5/saved_bytes``, likewise params and trainable_params). The part is named ``part-migrated-<stamp>-<8 hex of the old file's sha256>.parquet``:
+running the script again (even after an interruption between writing the part and removing the old
+file) never duplicates rows, and with no old file left it does nothing.
+
+    .venv/bin/python scripts/migrate_results.py results [--dry-run]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from harness import HarnessError
+from harness.store.files import write_atomic
+from harness.store.results import TABLES, ResultsStore
+
+#: old file (relative to the results folder) -> table
+OLD_FILES = {"runs.parquet": "runs", "summary.parquet": "summary", "rank.parquet": "rank",
+             "train.parquet": "train", "memory-nb201.parquet": "memory", "cka/cka.parquet": "cka"}
+#: table -> the benchmark name given to rows without a batch id
+FILL_BATCH = {"rank": "rank-cli", "memory": "memory-nb201"}
+
+
+def _stamp(path: Path) -> str:
+    return f"{datetime.fromtimestamp(path.stat().st_mtime, timezone.utc):%Y%m%dT%H%M%S}"
+
+
+def _sha8(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:8]
+
+
+def _fill_batch(df: pd.DataFrame, table: str, stamp: str) -> tuple[pd.DataFrame, int]:
+    """Give rows without a batch id the migration's batch id (and benchmark where missing)."""
+    bench = FILL_BATCH.get(table)
+    if bench is None:
+        return df, 0
+    ids = df["batch_id"] if "batch_id" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    lacking = ids.isna()
+    if not lacking.any():
+        return df, 0
+    df = df.copy()
+    df["batch_id"] = ids.astype(object).where(~lacking, f"{bench}-{stamp}-migrated")
+    benches = df["benchmark"].astype(object) if "benchmark" in df.columns else pd.Series(None, index=df.index,
+                                                                                         dtype=object)
+    df["benchmark"] = benches.where(~(lacking & benches.isna()), bench)
+    return df, int(lacking.sum())
+
+
+_OLD_MEMORY = re.compile(r"^(original|trnet_(\d+)_(\d+))_(.+)$")
+
+
+def _memory_columns(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Old memory rows (``arch``, ``kind``, ``original_saved_bytes``, ``trnet_5_5_saved_bytes``, ...) in
+    the memory table's columns (``arch_str``, ``selection``, ``original/saved_bytes``,
+    ``tr-net-5-5/saved_bytes``, ...)."""
+    if table != "memory":
+        return df
+    names = {"arch": "arch_str", "kind": "selection"}
+    trnets = set()
+    for c in df.columns:
+        m = _OLD_MEMORY.match(c)
+        if m:
+            method = "original" if m.group(1) == "original" else f"tr-net-{m.group(2)}-{m.group(3)}"
+            trnets |= {method} - {"original"}
+            names[c] = f"{method}/{m.group(4)}"
+    df = df.rename(columns={k: v for k, v in names.items() if k in df.columns and v not in df.columns})
+    if "tr_method" not in df.columns and len(trnets) == 1:
+        df["tr_method"] = trnets.pop()
+    return df
+
+
+def migrate(results: "str | Path", dry_run: bool = False, log=print) -> list[Path]:
+    """Migrate every old file of ``results``; returns the parts written (or that would be)."""
+    results = Path(results)
+    if not results.is_dir():
+        raise HarnessError(f"results folder {str(results)!r}: does not exist")
+    store = ResultsStore(results)
+    done = []
+    for old, table in OLD_FILES.items():
+        src = results / old
+        if not src.is_file():
+            continue
+        try:
+            df = pd.read_parquet(src)
+        except Exception as e:
+            raise HarnessError(f"{src}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+        stamp = _stamp(src)
+        df, filled = _fill_batch(_memory_columns(df, table), table, stamp)
+        missing = [c for c in TABLES[table].required if c not in df.columns]
+        if missing:
+            raise HarnessError(f"{src}: missing column(s) {', '.join(missing)} required by table {table!r}")
+        sha8 = _sha8(src)
+        earlier = sorted(store.path(table).glob(f"part-migrated-*-{sha8}.parquet"))  # an interrupted run's part
+        dest = earlier[0] if earlier else store.path(table) / f"part-migrated-{stamp}-{sha8}.parquet"
+        what = f"{src} ({len(df)} rows) -> {dest}" + (f"; {filled} row(s) given a batch id" if filled else "")
+        if dry_run:
+            log(f"would migrate {what}; then remove {src}")
+            done.append(dest)
+            continue
+        if len(df) and not dest.exists():
+            write_atomic(dest, lambda tmp: df.to_parquet(tmp, index=False))
+            if pq.read_metadata(dest).num_rows != len(df):
+                raise HarnessError(f"{dest}: row count differs from {src} after writing; old file kept")
+        src.unlink()
+        Path(str(src) + ".lock").unlink(missing_ok=True)
+        log(f"migrated {what}; removed {src}" if len(df) else f"removed empty {src}")
+        done.append(dest)
+    if not done:
+        log(f"{results}: nothing to migrate")
+    else:
+        store.check_readable()
+    return done
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default="results", help="the results folder (default: results)")
+    ap.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    args = ap.parse_args(argv)
+    try:
+        migrate(args.results, dry_run=args.dry_run)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
