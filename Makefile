@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install test bench-nb201 bench-ci bench-baseline bench-train bench-memory data-full clean
+.PHONY: install lint test test-fast bench-nb201 bench-ci bench-baseline bench-train bench-memory data-full clean
 
 install: $(STAMP)
 
@@ -18,8 +18,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The layering contract (pyproject [tool.importlinter]) and ruff; part of `make test`.
+lint: $(STAMP)
+	.venv/bin/ruff check harness tests scripts
+	.venv/bin/lint-imports
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q tests
+
+# The fast subset: everything but real training runs and multi-process searches.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests -m "not slow"
 
 # The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
 # (3 datasets x 10 seeds x 100 queries), the small real-training REA comparison Original vs
@@ -33,7 +42,7 @@ bench-nb201: $(STAMP)
 BENCH_JSON := .benchmarks/ci.json
 BASELINE   := results/baselines/ci-cpu.json
 
-# Memory/speed regression guards (issue 6), < 3 min on 2 cores: fails when a memory figure grows
+# Memory/speed regression guards, < 3 min on 2 cores: fails when a memory figure grows
 # > 1% or a Tr/Original step-time ratio gets > 15% worse than $(BASELINE). The guard runs (and
 # prints what moved) even when a benchmark test failed.
 bench-ci: $(STAMP)
@@ -53,7 +62,7 @@ bench-baseline: $(STAMP)
 bench-train: $(STAMP)
 	HARNESS_BENCH_TRAIN=1 $(PY) -m pytest -q tests/benchmarks/test_bench_train.py --benchmark-enable -p no:cacheprovider
 
-# Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256 (issue 3); writes results/memory-nb201.*
+# Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256; writes results/memory-nb201.*
 bench-memory: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-memory.toml
 

@@ -18,7 +18,7 @@ from harness.data.download import download
 from harness.progress import force_bars
 from harness.proxies import TABLE_PROXIES, ProxyContext, TrainSettings, parse_method
 from harness.proxies.training import PRETRAIN_HINT
-from harness.report import refresh
+from harness.report.refresh import refresh
 from harness.runinfo import default_device
 from harness.spaces import get_space
 from harness.store.results import ResultsStore

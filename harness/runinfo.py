@@ -6,6 +6,11 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import numpy
+import optuna
+import pandas
+import torch
+
 import harness
 
 
@@ -25,8 +30,6 @@ def git_commit() -> str:
 
 def device_name(device: "str | None" = None) -> str:
     """Human-readable device: the CUDA card name, or the CPU model."""
-    import torch
-
     dev = torch.device(device) if device else default_device()
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -34,17 +37,10 @@ def device_name(device: "str | None" = None) -> str:
 
 
 def default_device() -> "torch.device":
-    import torch
-
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import optuna
-    import pandas
-    import torch
-
     # str(): torch.__version__ is a TorchVersion, which weights_only checkpoints refuse to load.
     return {"harness": harness.__version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "pandas": str(pandas.__version__), "optuna": str(optuna.__version__),

@@ -1,4 +1,4 @@
-"""Linear CKA (paper Eq. (1)), the minibatch estimator, feature collection and the heatmaps (issue 7)."""
+"""Linear CKA (paper Eq. (1)), the minibatch estimator, feature collection and the heatmaps."""
 import itertools
 import struct
 
@@ -9,8 +9,14 @@ from PIL import Image
 from torch import nn
 
 from harness import HarnessError
-from harness.analysis.cka import (MinibatchCKA, linear_cka, linear_cka_features, linear_cka_gram,
-                                  linear_cka_unbiased, unbiased_hsic)
+from harness.analysis.cka import (
+    MinibatchCKA,
+    linear_cka,
+    linear_cka_features,
+    linear_cka_gram,
+    linear_cka_unbiased,
+    unbiased_hsic,
+)
 from harness.analysis.features import cka_against_reference, cka_between, collect_features
 from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
 

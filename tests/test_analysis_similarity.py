@@ -1,4 +1,4 @@
-"""The CKA experiment end to end (issue 7, item 2): real training on the embedded CIFAR-10 images,
+"""The CKA experiment end to end: real training on the embedded CIFAR-10 images,
 tiny (256 images, 1 epoch, a ResNet-20 pre-trained 1 epoch), real Parquet and PNG files."""
 import json
 
@@ -10,12 +10,22 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.analysis.cka import linear_cka_unbiased
-from harness.analysis.similarity import (GRID_PNG, MEAN_PNG, eval_batches, eval_images, load_cka,
-                                         load_network, resolve_archs, run_cka, search_cells)
+from harness.analysis.similarity import (
+    GRID_PNG,
+    MEAN_PNG,
+    eval_batches,
+    eval_images,
+    load_cka,
+    load_network,
+    resolve_archs,
+    run_cka,
+    search_cells,
+)
 from harness.data.datasets import load_dataset
 from harness.spaces.nb201 import encoding as space
-from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
+
+pytestmark = pytest.mark.slow  # real training: see `make test-fast`
 
 # Cheap ops only (1x1 convs, pooling, skips) so three networks train in seconds on one CPU thread.
 CHEAP = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
@@ -26,15 +36,13 @@ CELLS, BLOCKS = 15, 9  # NB201 search cells; ResNet-20 blocks
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("cifar10-valid", limit=256)
+def data(tiny_data):
+    return tiny_data(256)
 
 
 @pytest.fixture(scope="module")
-def backbone(data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("backbone") / "resnet20.pt"
-    pretrain("resnet20", data, path, cfg=TINY, seed=0, progress=False)
-    return path
+def backbone(data, pretrained):
+    return pretrained("resnet20", data, TINY)[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Automatic transfer depth from a CKA matrix (issue 7, item 3) on hand-made matrices."""
+"""Automatic transfer depth from a CKA matrix on hand-made matrices."""
 import json
 
 import numpy as np

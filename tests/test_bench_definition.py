@@ -81,6 +81,7 @@ def test_tabular_search_writes_runs_and_summary(tmp_path):
     assert len(ResultsStore(tmp_path / "res").read("runs")) == 2 * len(runs)
 
 
+@pytest.mark.slow
 def test_four_workers_one_journal_exact_budget_every_trial_in_parquet(tmp_path):
     d = load_definition(_write(tmp_path, GOOD.replace("seeds = 2", "seeds = 1\nworkers = 4")
                                .replace('"rea", "random"', '"rea"')))

@@ -7,6 +7,8 @@ import pytest
 
 from harness.store.results import ResultsStore
 
+pytestmark = pytest.mark.slow  # real training: see `make test-fast`
+
 TINY = ["--limit", "128", "--batch-size", "64", "--quiet"]
 
 

@@ -1,4 +1,4 @@
-"""CI regression guards (issue 6): the compare rules on hand-written runs, bad input files, a real
+"""CI regression guards: the compare rules on hand-written runs, bad input files, a real
 pytest-benchmark run through the pipeline, and a broken splice caught on ``saved_bytes``."""
 import io
 import json
@@ -6,16 +6,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
+from harness.backbones.resnet import build_backbone
 from harness.bench.guards import FORMAT, check, load_current, main, summarise
 from harness.measure.memory import step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
-from harness.backbones.resnet import build_backbone
 from harness.transfer.splice import FrozenPrefix, TrNet, build_tr_net
 
 MB = 1_000_000

@@ -1,4 +1,4 @@
-"""Regularized Evolution sampler and the sampler factory (issue 5, items 1-2).
+"""Regularized Evolution sampler and the sampler factory.
 
 REA is checked against the paper's description (Real et al., AAAI 2019; NB201 reference REA)
 with a tiny reimplementation written here, not with the library's own helpers, so a bug in

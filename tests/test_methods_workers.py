@@ -1,4 +1,4 @@
-"""Many processes, one Optuna journal storage, one exact trial budget (issue 5, multi-worker acceptance)."""
+"""Many processes, one Optuna journal storage, one exact trial budget."""
 from __future__ import annotations
 
 import optuna
@@ -43,6 +43,7 @@ def failing_objective(trial) -> float:
     raise ValueError("objective exploded on purpose")
 
 
+@pytest.mark.slow
 def test_four_workers_share_one_journal_and_stop_at_exactly_the_budget(tmp_path):
     store = ResultsStore(tmp_path / "results")
     journal = tmp_path / "journal.log"

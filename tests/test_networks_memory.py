@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from harness import HarnessError
+from harness.backbones.resnet import build_backbone
 from harness.bench.definition import build_definition, load_definition
 from harness.bench.runner import run_benchmark
 from harness.measure.memory import SavedTensorCounter, cuda_peak_bytes, saved_tensor_bytes, step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
-from harness.store.results import ResultsStore
 from harness.spaces.nb201.network import NB201Network
-from harness.backbones.resnet import build_backbone
+from harness.store.results import ResultsStore
 from harness.transfer.splice import build_tr_net
 
 
@@ -138,3 +138,12 @@ def test_a_branch_whose_output_is_never_used_is_not_counted():
     empty = NB201Network("|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|")
     counts = {saved_tensor_bytes(dead, x, y) for _ in range(3)}
     assert counts == {saved_tensor_bytes(empty, x, y)}
+
+
+def test_throughput_kind_times_both_models_interleaved(tmp_path):
+    raw = {"name": "tp-test", "kind": "throughput", "batch_size": 4, "archs": 1, "arch_list": [ALL_CONV3X3],
+           "steps": 2, "threads": 1}
+    df = run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
+    assert list(df["method"]) == ["original", "tr-net-5-5"] * 2 and (df["steps"] == 2).all()
+    assert (df["images_per_s"] > 0).all() and (df["threads"] == 1).all()
+    assert len(ResultsStore(tmp_path).read("throughput")) == 4

@@ -7,9 +7,9 @@ from torch import nn
 
 from harness import HarnessError
 from harness.measure.counting import count_flops, count_params
+from harness.spaces.nb201.encoding import EDGES, from_index
 from harness.spaces.nb201.network import InferCell, NB201Network, search_cell_position
 from harness.spaces.nb201.ops import ResNetBasicblock
-from harness.spaces.nb201.encoding import EDGES, from_index
 
 ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 
@@ -137,5 +137,5 @@ def test_all_none_output_node_still_feeds_bn_bias():
         feats = net.forward_features(x)
         assert torch.count_nonzero(feats[0]) == 0
         before = net(x)
-        net.lastact[0].bias.fill_(0.5)
+        net.head.lastact[0].bias.fill_(0.5)
         assert not torch.equal(net(x), before)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from harness import HarnessError
-from harness.measure.counting import count_params
 from harness.backbones.resnet import BACKBONES, BasicBlock, CifarResNet, build_backbone
+from harness.measure.counting import count_params
 
 
 def test_resnet32_parameter_count():

@@ -5,13 +5,12 @@ import torch.nn.functional as F
 
 from harness import HarnessError
 from harness.backbones.checkpoint import load_backbone, save_backbone
-from harness.measure.counting import count_params
+from harness.backbones.resnet import build_backbone
+from harness.measure.counting import count_params, trainable_parameters
 from harness.spaces.nb201.network import InferCell, NB201Network
 from harness.spaces.nb201.ops import ResNetBasicblock
-from harness.backbones.resnet import build_backbone
-from harness.spaces.nb201.supernet import NB201Supernet
-from harness.transfer.splice import build_tr_net, build_tr_supernet, trainable_parameters
-from harness.spaces.nb201.supernet import SearchCell
+from harness.spaces.nb201.supernet import NB201Supernet, SearchCell
+from harness.transfer.splice import build_tr_net, build_tr_supernet
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SMALL = (3, 16, 16)  # the splice is resolution-agnostic; small inputs keep the tests fast
@@ -101,7 +100,7 @@ def test_suffix_is_the_nb201_network_after_cell_i(resnet32):
         got = model.tail.cells[0](x)
         for cell in model.tail.cells[1:]:
             got = cell(got)
-        assert torch.equal(model.tail.classifier(model.tail.global_pooling(model.tail.lastact(got)).flatten(1)), want)
+        assert torch.equal(model.tail.head(got), want)
 
 
 def test_tr_supernet(resnet32):

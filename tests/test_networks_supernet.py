@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from harness import HarnessError
+from harness.spaces.nb201.encoding import EDGES, OPS, to_ops
 from harness.spaces.nb201.network import InferCell, NB201Network
 from harness.spaces.nb201.supernet import NB201Supernet, SearchCell
-from harness.spaces.nb201.encoding import EDGES, OPS, to_ops
 
 ARCH = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 
@@ -62,7 +62,7 @@ def test_explicit_one_hot_weights_equal_the_discrete_network():
                         dst_params[name].copy_(p)
         else:
             cell_n.load_state_dict(cell_s.state_dict())
-    for name in ("stem", "lastact", "classifier"):
+    for name in ("stem", "head"):
         getattr(net, name).load_state_dict(getattr(sup, name).state_dict())
     x = torch.randn(4, 3, 16, 16)
     assert torch.allclose(sup(x, weights=_one_hot(ARCH)), net(x), rtol=0, atol=1e-6)

@@ -1,22 +1,21 @@
 """Real training on the embedded CIFAR-10 images, tiny: a few hundred images, 1-2 epochs."""
-import math
 
 import pytest
 import torch
 
 from harness import HarnessError
+from harness.backbones.checkpoint import load_backbone
 from harness.bench.definition import build_definition
 from harness.bench.runner import run_benchmark
-from harness.data.datasets import load_dataset
 from harness.proxies import RecordedProxy, TrainProxy
-from harness.store.results import ResultsStore
-from harness.tabular import get_table
-from harness.backbones.checkpoint import load_backbone
 from harness.proxies.training import parse_method, train_candidate
 from harness.spaces import get_space
+from harness.store.results import ResultsStore
+from harness.tabular import get_table
 from harness.train.loop import TrainingDiverged, train
-from harness.backbones.pretrain import pretrain
 from harness.train.recipe import TrainConfig
+
+pytestmark = pytest.mark.slow  # real training: see `make test-fast`
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 TINY = TrainConfig(epochs=2, warmup_epochs=0, batch_size=32)
@@ -24,15 +23,13 @@ SPACE = get_space("nb201")
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("cifar10-valid", limit=320)
+def data(tiny_data):
+    return tiny_data(320)
 
 
 @pytest.fixture(scope="module")
-def backbone(data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "resnet32.pt"
-    meta = pretrain("resnet32", data, path, cfg=TrainConfig(epochs=2, batch_size=32), seed=0, progress=False)
-    return path, meta
+def backbone(data, pretrained):
+    return pretrained("resnet32", data, TrainConfig(epochs=2, batch_size=32))
 
 
 def test_pretrain_checkpoint_records_metadata(backbone):
@@ -84,7 +81,7 @@ def test_nan_loss_stops_with_arch_epoch_step(data):
 
     model = NB201Network(ARCH)
     with torch.no_grad():
-        model.classifier.weight.fill_(float("nan"))
+        model.head.classifier.weight.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match=r"my-arch: loss is nan at epoch 1, step 1"):
         train(model, data, TINY, seed=0, label="my-arch", progress=False)
 

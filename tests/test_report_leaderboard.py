@@ -9,7 +9,8 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.report import leaderboard as lb
-from harness.report import plots, query, refresh
+from harness.report import plots, query
+from harness.report.refresh import refresh
 from harness.store.results import ResultsStore
 
 OLD = "nb201-rea-20240101T000000-aaaaaa"

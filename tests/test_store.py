@@ -56,7 +56,7 @@ def test_append_writes_one_named_part_and_read_ignores_temp_files(tmp_path):
     assert name[0] == "part" and len(name[1]) == 15 and name[1][8] == "T" and len(name[-1]) == len("0123abcd.parquet")
     # A write in flight: write_atomic's temp file, here a complete Parquet file with rows.
     pd.DataFrame(_train_rows(9, 9, n=5)).to_parquet(part.parent / f".{part.name}.abc123.tmp", index=False)
-    (part.parent / f".part-x.parquet.def456.tmp").write_bytes(b"half written")
+    (part.parent / ".part-x.parquet.def456.tmp").write_bytes(b"half written")
     df = store.read("train")
     assert len(df) == ROWS and set(df["worker"]) == {0}
     store.check_readable()

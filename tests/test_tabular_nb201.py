@@ -4,13 +4,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from harness import HarnessError
-from harness.store.results import ResultsStore
 from harness.analysis.rank import rank_proxy, top_k
 from harness.spaces.nb201 import encoding as nb201
+from harness.store.results import ResultsStore
 from harness.tabular import TabularBenchmark, get_table, register_table, registry, table_spaces
 from harness.tabular.nb201 import DATASETS, METRICS, NB201Table
 

@@ -1,4 +1,4 @@
-"""``--transfer auto`` (issue 7, item 3): (i, j) from CKA, checked against the real splice, and a
+"""``--transfer auto``: (i, j) from CKA, checked against the real splice, and a
 real Tr-Net run recording it. Tiny: 64 embedded images, 1 epoch, a ResNet-20 pre-trained 1 epoch."""
 import json
 
@@ -6,18 +6,23 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.proxies import train_candidate
-from harness.spaces import get_space
-from harness.store.results import ResultsStore
-from harness.data.datasets import load_dataset
+from harness.analysis.autotransfer import (
+    auto_transfer,
+    method_for,
+    splice_compatible,
+    splice_shapes,
+    train_auto_transfer,
+)
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import build_backbone
+from harness.proxies import train_candidate
+from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network
-from harness.transfer.splice import build_tr_net
-from harness.backbones.pretrain import pretrain
+from harness.store.results import ResultsStore
 from harness.train.recipe import TrainConfig
-from harness.analysis.autotransfer import (auto_transfer, method_for, splice_compatible, splice_shapes,
-                                    train_auto_transfer)
+from harness.transfer.splice import build_tr_net
+
+pytestmark = pytest.mark.slow  # real training: see `make test-fast`
 
 TINY = TrainConfig(epochs=1, batch_size=32)
 ARCH = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
@@ -26,15 +31,13 @@ RECORD_KEYS = {"transfer", "transfer_i", "transfer_j", "transfer_threshold", "tr
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("cifar10-valid", limit=64)
+def data(tiny_data):
+    return tiny_data(64)
 
 
 @pytest.fixture(scope="module")
-def backbone(data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("backbone") / "resnet20.pt"
-    pretrain("resnet20", data, path, cfg=TINY, seed=0, progress=False)
-    return path
+def backbone(data, pretrained):
+    return pretrained("resnet20", data, TINY)[0]
 
 
 def diagonal(cells: int = 15, blocks: int = 9, step: float = 0.03) -> np.ndarray:

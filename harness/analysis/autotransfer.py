@@ -23,23 +23,23 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
 
 from harness import HarnessError
 from harness.analysis.similarity import load_cka, resolve_archs, run_cka
-from harness.transfer.depth import DEFAULT_THRESHOLD, check_threshold, choose_transfer_depth
-from harness.data.datasets import Dataset
 from harness.backbones.checkpoint import load_backbone
-from harness.spaces.nb201.network import NB201Network
 from harness.backbones.resnet import CifarResNet
-from harness.transfer.splice import build_tr_net
+from harness.data.datasets import Dataset
 from harness.proxies.training import train_candidate
 from harness.spaces import get_space
+from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
 from harness.train.recipe import ORIGINAL, TrainConfig
+from harness.transfer.depth import DEFAULT_THRESHOLD, check_threshold, choose_transfer_depth
+from harness.transfer.splice import build_tr_net
 
 #: Any architecture serves to read NB201's cell shapes (they do not depend on the ops).
 _SHAPE_ARCH = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"

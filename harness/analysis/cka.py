@@ -244,7 +244,10 @@ class MinibatchCKA:
             raise HarnessError(f"MinibatchCKA: each minibatch needs at least 4 examples (unbiased HSIC), got {n}")
         if self._hab is None:
             device = grams_a.device
-            zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
+
+            def zeros(*shape: int) -> torch.Tensor:
+                return torch.zeros(shape, dtype=torch.float64, device=device)
+
             self._hab, self._haa, self._hbb = zeros(self.n_a, self.n_b), zeros(self.n_a), zeros(self.n_b)
             self._sa, self._sb = zeros(self.n_a), zeros(self.n_b)
         device = self._hab.device

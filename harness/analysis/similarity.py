@@ -32,7 +32,6 @@ zero) is NaN and left out of that square's mean.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -40,23 +39,21 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from harness import HarnessError
 from harness.analysis.features import cka_against_reference
-from harness.data.augment import batches, steps_per_epoch
-from harness.data.datasets import Dataset, Split
 from harness.backbones.checkpoint import load_backbone
+from harness.data.augment import batches
+from harness.data.datasets import Dataset, Split
 from harness.methods.oneshot.darts import SUPERNET_RECIPE, train_supernet
 from harness.proxies.training import train_network
-from harness.spaces import get_space
-from harness.spaces.nb201.network import NB201Network, search_cell_position
-from harness.train.checkpoint import load_network, save_network
 from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
-from harness.store.results import ResultsStore
 from harness.runinfo import run_record
+from harness.spaces import get_space
 from harness.spaces.nb201 import encoding as space
-from harness.train.loop import TrainingDiverged, evaluate, train
+from harness.spaces.nb201.network import NB201Network
+from harness.store.results import ResultsStore
+from harness.train.checkpoint import load_network, save_network
 from harness.train.recipe import ORIGINAL, TrainConfig
 
 SUPERNET = "supernet"
@@ -135,7 +132,7 @@ def _check_int(value, name: str, low: int) -> int:
 
 def search_cells(model) -> list[torch.nn.Module]:
     """The 3N search cells of an NB201 network or supernet, in depth order (reductions skipped)."""
-    return [model.cells[search_cell_position(i, model.N)] for i in range(1, 3 * model.N + 1)]
+    return [model.cells[p] for p in model.search_positions()]
 
 
 def _train_nb201(ops, data: Dataset, cfg: TrainConfig, seed: int, label: str, progress: bool) -> tuple[NB201Network, dict]:

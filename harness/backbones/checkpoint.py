@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from harness import HarnessError
 from harness.backbones.resnet import BACKBONES, CifarResNet, build_backbone
 from harness.store.files import write_atomic

@@ -26,10 +26,11 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
 from __future__ import annotations
 
 import copy
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness import HarnessError
 from harness.analysis.rank import TIES

@@ -1,4 +1,4 @@
-"""CI regression guards on memory and speed (issue 6): a pytest-benchmark run vs a committed baseline.
+"""CI regression guards on memory and speed: a pytest-benchmark run vs a committed baseline.
 
 The benchmarks under ``tests/benchmarks/`` record in ``extra_info`` their deterministic memory
 figures (bytes autograd saves for backward, parameter counts) and, for the Tr-Net/Original pairs,
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import statistics
 
 import torch
 

@@ -20,6 +20,11 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters with ``requires_grad``: what an optimizer gets (never a Tr-Net's frozen prefix)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def _conv_flops(m: nn.Conv2d, out: torch.Tensor) -> int:
     per_position = m.kernel_size[0] * m.kernel_size[1] * m.in_channels * m.out_channels // m.groups
     positions = out.shape[2] * out.shape[3]

@@ -31,8 +31,16 @@ import numpy as np
 import pandas as pd
 
 from harness.report.markdown import markdown_table, mb, num, pm, ratio, seconds
-from harness.report.query import (RANK_KEY, SAMPLER_ORDER, col, latest_batches, order_values, read_results,
-                                  search_results, sort_preferred)
+from harness.report.query import (
+    RANK_KEY,
+    SAMPLER_ORDER,
+    col,
+    latest_batches,
+    order_values,
+    read_results,
+    search_results,
+    sort_preferred,
+)
 from harness.report.reference import NB201_REA, PAPER_MEMORY, PAPER_METHOD, paper_rank
 from harness.store.files import write_text
 from harness.tabular.nb201 import DATASETS

@@ -9,8 +9,9 @@
 """
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
+
+import tomllib
 
 from harness import HarnessError
 

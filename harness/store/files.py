@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from harness import HarnessError
 
 
 def write_atomic(path: "str | Path", write) -> Path:
@@ -40,10 +43,6 @@ def write_text(text: str, path: "str | Path") -> Path:
 
 def write_png(fig, path: "str | Path", dpi: int = 120) -> Path:
     """Render a matplotlib ``Figure`` (Agg, no pyplot) to ``path`` atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from harness import HarnessError
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise HarnessError(f"plot: output path must end in .png, got {str(path)!r}")

@@ -55,14 +55,14 @@ def load(path: "str | Path", oneseed_seeds: "Mapping[int, int] | None" = None) -
         raise HarnessError(f"benchmark file {str(path)!r}: does not exist")
     if path.suffix == ".pth":
         try:
-            from nas_201_api import NASBench201API
+            from nas_201_api import NASBench201API  # noqa: PLC0415 -- optional package
         except ImportError as e:
             raise HarnessError(f"benchmark file {str(path)!r}: needs the optional package nas-bench-201 "
                                "(pip install 'harness[nb201]')") from e
         api = NASBench201API(str(path), verbose=False)
     elif "NATS-tss" in path.name:
         try:
-            from nats_bench import create
+            from nats_bench import create  # noqa: PLC0415 -- optional package
         except ImportError as e:
             raise HarnessError(f"benchmark file {str(path)!r}: needs the optional package nats_bench "
                                "(pip install 'harness[nats]')") from e

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from harness import HarnessError
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
-from harness.measure.counting import count_params
+from harness.measure.counting import count_params, trainable_parameters
 from harness.measure.memory import SavedTensorCounter, peak_rss_bytes
 from harness.progress import bar as progress_bar
 from harness.progress import finished
@@ -43,11 +43,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """The recipe's SGD over the parameters that require grad (never a Tr-Net's frozen prefix)."""
     return torch.optim.SGD(trainable_parameters(model), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay)
-
-
-def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Parameters with ``requires_grad``: what an optimizer gets."""
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig):

@@ -75,11 +75,6 @@ class FrozenPrefix(nn.Module):
         return feats
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters with ``requires_grad`` -- what the optimizer gets (never the frozen prefix)."""
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def _resolve_backbone(backbone: Backbone) -> CifarResNet:
     if isinstance(backbone, str):
         return build_backbone(backbone)

@@ -10,12 +10,12 @@ Random-init weights: neither cost depends on weight values. The CUDA variant add
 import pytest
 import torch
 
+from harness.backbones.resnet import build_backbone
 from harness.bench.guards import bench_step
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
-from harness.backbones.resnet import build_backbone
-from harness.transfer.splice import build_tr_net, build_tr_supernet
 from harness.spaces.nb201.supernet import NB201Supernet
+from harness.transfer.splice import build_tr_net, build_tr_supernet
 
 #: one fixed arch using every op, so a regression in any op's path shows
 MIXED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"

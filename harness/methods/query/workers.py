@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import multiprocessing as mp
 import importlib
+import multiprocessing as mp
 import queue as queue_module
 import traceback
 from dataclasses import dataclass, field

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from harness import HarnessError
-from harness.spaces.nb201.ops import ResNetBasicblock, make_op
 from harness.spaces.nb201.encoding import EDGES, Arch, to_ops, to_str
+from harness.spaces.nb201.ops import ClassifierHead, ResNetBasicblock, make_op
 
 
 def search_cell_position(i: int, N: int = 5) -> int:
@@ -23,6 +23,11 @@ def search_cell_position(i: int, N: int = 5) -> int:
     if not 1 <= i <= 3 * N:
         raise HarnessError(f"search cell {i}: must be in 1..{3 * N}")
     return (i - 1) + (i - 1) // N
+
+
+def search_positions(N: int = 5) -> list[int]:
+    """Positions in ``cells`` of search cells 1..3N."""
+    return [search_cell_position(i, N) for i in range(1, 3 * N + 1)]
 
 
 def body_layout(C: int = 16, N: int = 5) -> list[tuple[int, int, bool]]:
@@ -89,17 +94,16 @@ class NB201Tail(nn.Module):
 
     inputs = 1
 
-    def __init__(self, cells: "list[nn.Module]", lastact: nn.Module, global_pooling: nn.Module,
-                 classifier: nn.Module):
+    def __init__(self, cells: "list[nn.Module]", head: ClassifierHead):
         super().__init__()
         self.cells = nn.ModuleList(cells)
-        self.lastact, self.global_pooling, self.classifier = lastact, global_pooling, classifier
+        self.head = head
 
     def forward(self, inputs: "list[torch.Tensor]") -> torch.Tensor:
         feature = inputs[-1]
         for cell in self.cells:
             feature = cell(feature)
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+        return self.head(feature)
 
     def forward_features(self, inputs: "list[torch.Tensor]") -> list[torch.Tensor]:
         feats, feature = [], inputs[-1]
@@ -135,25 +139,18 @@ class NB201Network(nn.Module):
         self.cells = nn.ModuleList(
             ResNetBasicblock(c_in, c_out, 2) if reduction else InferCell(self.ops, c_out)
             for c_in, c_out, reduction in body_layout(C, N))
-        C_last = self.cells[-1].out_dim
-        self.lastact = nn.Sequential(nn.BatchNorm2d(C_last), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_last, num_classes)
+        self.head = ClassifierHead(self.cells[-1].out_dim, num_classes)
 
     def search_positions(self) -> list[int]:
         """Positions in ``cells`` of search cells 1..3N."""
-        return [search_cell_position(i, self.N) for i in range(1, 3 * self.N + 1)]
+        return search_positions(self.N)
 
     def tail(self, start: int) -> NB201Tail:
         """Body modules ``start``.. and the head, sharing this network's modules."""
-        return NB201Tail(list(self.cells[start:]), self.lastact, self.global_pooling, self.classifier)
+        return NB201Tail(list(self.cells[start:]), self.head)
 
     def expected_input(self, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
         return expected_input(self.cells, start, input_size)
-
-    def head(self, feature: torch.Tensor) -> torch.Tensor:
-        out = self.global_pooling(self.lastact(feature))
-        return self.classifier(out.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feature = self.stem(x)

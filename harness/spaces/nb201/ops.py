@@ -54,6 +54,19 @@ class ResNetBasicblock(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
+class ClassifierHead(nn.Module):
+    """The NB201 head (reference ``TinyNetwork``): BN + ReLU, global average pool, Linear."""
+
+    def __init__(self, C: int, num_classes: int):
+        super().__init__()
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C, num_classes)
+
+    def forward(self, feature):
+        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+
+
 def make_op(name: str, C: int, affine: bool = True, track_running_stats: bool = True) -> nn.Module:
     """One cell op on ``C`` channels at stride 1 (the only case inside NB201 cells).
 

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import HarnessError
-from harness.spaces.nb201.network import body_layout, expected_input, search_cell_position
-from harness.spaces.nb201.ops import ResNetBasicblock, make_op
+from harness.measure.counting import trainable_parameters
 from harness.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS, to_str
+from harness.spaces.nb201.network import body_layout, expected_input, search_positions
+from harness.spaces.nb201.ops import ClassifierHead, ResNetBasicblock, make_op
 
 Edge = Union[int, tuple[int, int]]
 Op = Union[int, str]
@@ -168,7 +169,7 @@ class ArchitectureState:
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters except ``alpha`` (what the weight optimizer gets)."""
-        return [p for p in self.parameters() if p.requires_grad and p is not self.arch.alpha]
+        return [p for p in trainable_parameters(self) if p is not self.arch.alpha]
 
     def _weights(self, weights: "torch.Tensor | None") -> torch.Tensor:
         return self.arch.weights() if weights is None else check_weights(weights)
@@ -191,10 +192,7 @@ class NB201Supernet(ArchitectureState, nn.Module):
         self.cells = nn.ModuleList(
             ResNetBasicblock(c_in, c_out, 2) if reduction else SearchCell(c_out, affine, track_running_stats)
             for c_in, c_out, reduction in body_layout(C, N))
-        C_last = self.cells[-1].out_dim
-        self.lastact = nn.Sequential(nn.BatchNorm2d(C_last), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_last, num_classes)
+        self.head = ClassifierHead(self.cells[-1].out_dim, num_classes)
         self.arch = ArchitectureWeights()
 
     # -- forward --
@@ -207,17 +205,13 @@ class NB201Supernet(ArchitectureState, nn.Module):
         run_body(self.cells, self.stem(x), self._weights(weights), feats)
         return feats
 
-    def head(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
-
     def search_positions(self) -> list[int]:
         """Positions in ``cells`` of search cells 1..3N."""
-        return [search_cell_position(i, self.N) for i in range(1, 3 * self.N + 1)]
+        return search_positions(self.N)
 
     def tail(self, start: int) -> "NB201SupernetTail":
         """Body modules ``start``.. and the head, sharing this supernet's modules and ``arch``."""
-        return NB201SupernetTail(list(self.cells[start:]), self.lastact, self.global_pooling, self.classifier,
-                                 self.arch)
+        return NB201SupernetTail(list(self.cells[start:]), self.head, self.arch)
 
     def expected_input(self, start: int, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
         return expected_input(self.cells, start, input_size)
@@ -229,16 +223,14 @@ class NB201SupernetTail(ArchitectureState, nn.Module):
 
     inputs = 1
 
-    def __init__(self, cells: "list[nn.Module]", lastact: nn.Module, global_pooling: nn.Module,
-                 classifier: nn.Module, arch: ArchitectureWeights):
+    def __init__(self, cells: "list[nn.Module]", head: ClassifierHead, arch: ArchitectureWeights):
         super().__init__()
         self.cells = nn.ModuleList(cells)
-        self.lastact, self.global_pooling, self.classifier = lastact, global_pooling, classifier
+        self.head = head
         self.arch = arch
 
     def forward(self, inputs: "list[torch.Tensor]", weights: "torch.Tensor | None" = None) -> torch.Tensor:
-        feature = run_body(self.cells, inputs[-1], self._weights(weights))
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+        return self.head(run_body(self.cells, inputs[-1], self._weights(weights)))
 
     def forward_features(self, inputs: "list[torch.Tensor]", weights: "torch.Tensor | None" = None
                          ) -> list[torch.Tensor]:

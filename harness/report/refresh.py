@@ -1,0 +1,13 @@
+"""Rebuild every report of a results folder: plots first, so the leaderboard links those that exist."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report.leaderboard import write_leaderboard
+from harness.report.plots import write_plots
+
+
+def refresh(results_dir: "str | Path") -> list[Path]:
+    """Returns ``[leaderboard.md, *plots written]``."""
+    plots = write_plots(results_dir)
+    return [write_leaderboard(results_dir), *plots]
