@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ import pandas as pd
 from harness.report.markdown import markdown_table, mb, num, pm, ratio, seconds
 from harness.report.query import (
     RANK_KEY,
+    REPORT_TABLES,
     SAMPLER_ORDER,
     col,
     latest_batches,
@@ -261,11 +263,16 @@ def throughput_section(throughput: "pd.DataFrame | None") -> str:
 
 # --------------------------------------------------------------------------- entry points
 
+#: Sections over further tables, each in its own module under harness/report/: (table, render)
+#: where ``render(rows or None) -> markdown`` ("" = nothing to show). Shown after the memory and
+#: throughput sections, in this order.
+EXTRA_SECTIONS: tuple[tuple[str, Callable[["pd.DataFrame | None"], str]], ...] = ()
+
 
 def build_leaderboard(results_dir: "str | Path") -> str:
     """The leaderboard markdown for ``results_dir`` (see the module docstring)."""
     results_dir = Path(results_dir)
-    res = read_results(results_dir)
+    res = read_results(results_dir, REPORT_TABLES + tuple(table for table, _ in EXTRA_SECTIONS))
     summary, runs, notes = search_results(res)
     rank = latest_batches(res["rank"], key=RANK_KEY)
     older = {}
@@ -278,7 +285,8 @@ def build_leaderboard(results_dir: "str | Path") -> str:
              f"Built from `{results_dir}` by `harness.report.leaderboard`; each benchmark shows its latest "
              "batch only. Accuracies in %; std = population std (ddof 0); MB = 10^6 bytes.",
              search_section(summary, notes, older), rank_section(rank), training_section(res["train"])]
-    parts += [s for s in (memory_section(res["memory"]), throughput_section(res["throughput"])) if s]
+    parts += [s for s in (memory_section(res["memory"]), throughput_section(res["throughput"]),
+                          *(render(res[table]) for table, render in EXTRA_SECTIONS)) if s]
     if plots:
         parts.append("## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in plots))
     frames = {"summary": summary, "runs": runs, "rank": rank, "train": res["train"]}
