@@ -115,3 +115,24 @@ def test_cli_validates_every_file_before_running_any(tmp_path):
                         str(tmp_path / "res")], capture_output=True, text=True)
     assert r.returncode == 2 and str(bad) in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "res").exists()  # the good file's rows were not written either
+
+
+def test_harness_bench_runs_every_cheap_kind_in_one_call(tmp_path):
+    """search, rank, memory and throughput from one `harness bench` call (train and cka: test_cli.py)."""
+    defs = {
+        "s.toml": GOOD.replace("budget = 30", "budget = 5").replace("seeds = 2", "seeds = 1"),
+        "r.toml": 'name = "r"\nkind = "rank"\ndatasets = ["cifar10"]\nsample = 50\ndraws = 2\n',
+        "m.toml": 'name = "m"\nkind = "memory"\nbatch_size = 2\narchs = 1\n',
+        "t.toml": 'name = "t2"\nkind = "throughput"\nbatch_size = 2\narchs = 1\nsteps = 1\nthreads = 1\n',
+    }
+    paths = []
+    for name, text in defs.items():
+        (tmp_path / name).write_text(text)
+        paths.append(str(tmp_path / name))
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", *paths, "--results", str(tmp_path / "res"),
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    store = ResultsStore(tmp_path / "res")
+    for table, n in (("runs", 2 * 5), ("summary", 2), ("rank", 1), ("memory", 1), ("throughput", 2)):
+        assert len(store.read(table)) == n, table
+    assert (tmp_path / "res" / "leaderboard.md").exists()

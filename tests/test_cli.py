@@ -45,7 +45,8 @@ def test_cka_then_transfer_auto(workdir):
     r = harness("cka", "--backbone", ckpt, "--archs", "2", "--epochs", "1", "--n-eval", "100",
                 "--eval-batch-size", "50", *TINY, cwd=workdir)
     assert r.returncode == 0, r.stderr
-    assert (workdir / "results/cka/cka_grid.png").stat().st_size > 10_000
+    assert (workdir / "results/cka-heatmaps/cka_grid.png").stat().st_size > 10_000
+    assert all(p.name.startswith("part-") for p in (workdir / "results/cka").iterdir())  # only the table's parts
     r = harness("train", "--arch", "1", "--transfer", "auto", "--transfer-threshold", "0.05", "--cka",
                 "results/cka", "--backbone", ckpt, "--epochs", "1", "--warmup", "1", *TINY, cwd=workdir)
     assert r.returncode == 0, r.stderr

@@ -3,7 +3,7 @@
 Trains ``archs`` random architectures (or takes ``arch_list``: strings, indices or network
 checkpoints) with the Original recipe (``train.epochs.original``, default 12) and, with
 ``supernet``, a first-order DARTS supernet; rows go to the ``cka`` table, heatmaps to ``out``
-(default ``<results>/cka``).
+(default ``<results>/cka-heatmaps``, beside the ``cka`` table's folder, which holds only its parts).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         archs = defn.get("arch_list") or defn["archs"]
         if isinstance(archs, list):
             archs = [int(a) if a.isdigit() else a for a in archs] or None
-        out = Path(defn.get("out") or store.root / "cka")
+        out = Path(defn.get("out") or store.root / "cka-heatmaps")
         r = run_cka(defn["backbone"]["checkpoint"], archs, ctx.data, out_dir=out, store=store,
                     meta=run_meta(defn, batch_id), n_eval=defn["n_eval"], batch_size=defn["eval_batch_size"],
                     train_cfg=train_settings(defn).config("original"), seed=defn["seed"],
