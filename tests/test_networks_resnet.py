@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from harness import HarnessError
+from harness.backbones.checkpoint import load_backbone, save_backbone
 from harness.backbones.resnet import BACKBONES, BasicBlock, CifarResNet, build_backbone
 from harness.measure.counting import count_params
 
@@ -55,3 +56,36 @@ def test_bad_inputs():
         CifarResNet(21)
     with pytest.raises(HarnessError, match="widths"):
         CifarResNet(20, widths=(16, 32))
+
+
+@pytest.mark.parametrize("name, params", [("resnet20", 272_282), ("resnet32", 466_714), ("resnet56", 855_578)])
+def test_downsampling_shortcut_variants_parameter_counts(name, params):
+    """Two downsampling blocks (16->32 and 32->64 channels): conv_bn adds a BN (2 x C_out) to each 1x1
+    conv; zero_pad has no shortcut parameters at all (16*32 + 32*64 = 2,560 fewer)."""
+    assert count_params(build_backbone(name)) == params
+    assert count_params(build_backbone(name, shortcut="conv_bn")) == params + 2 * (32 + 64)
+    assert count_params(build_backbone(name, shortcut="zero_pad")) == params - (16 * 32 + 32 * 64)
+
+
+def test_zero_pad_shortcut_is_subsample_then_zero_channels():
+    block = build_backbone("resnet20", shortcut="zero_pad").blocks[3]  # first block of stage 2
+    x = torch.randn(2, 16, 8, 8)
+    out = block.downsample(x)
+    assert out.shape == (2, 32, 4, 4)
+    assert torch.equal(out[:, :16], x[:, :, ::2, ::2]) and not out[:, 16:].any()
+
+
+@pytest.mark.parametrize("shortcut", ["conv_bn", "zero_pad"])
+def test_shortcut_survives_a_checkpoint_round_trip(shortcut, tmp_path):
+    model = build_backbone("resnet20", shortcut=shortcut)
+    save_backbone(tmp_path / "b.pt", model, "resnet20", {})
+    loaded, _ = load_backbone(tmp_path / "b.pt")
+    assert loaded.shortcut == shortcut
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_unknown_shortcut():
+    with pytest.raises(HarnessError, match="shortcut 'option_b': unknown"):
+        build_backbone("resnet20", shortcut="option_b")

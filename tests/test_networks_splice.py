@@ -142,3 +142,23 @@ def test_bad_inputs(resnet32):
         build_tr_net(NB201Network(ALL_CONV), build_backbone("resnet20-wide"), i=3, j=3)  # channels differ
     with pytest.raises(HarnessError, match="expected a CifarResNet"):
         build_tr_net(NB201Network(ALL_CONV), NB201Network(ALL_CONV))
+
+
+def test_prefix_bn_batch_mode_uses_batch_statistics_and_never_moves_running_ones(resnet32):
+    torch.manual_seed(0)
+    running = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5, input_size=SMALL)
+    batch = build_tr_net(NB201Network(ALL_CONV), resnet32, i=5, j=5, input_size=SMALL, prefix_bn="batch")
+    before = _prefix_state(batch)
+    x = torch.randn(8, *SMALL) * 3 + 1
+    bn = resnet32.stem[1]
+    want = torch.nn.functional.batch_norm(resnet32.stem[0](x), None, None, bn.weight, bn.bias, training=True)
+    feats = []
+    hook = bn.register_forward_hook(lambda m, i, o: feats.append(o))
+    batch.prefix(x)
+    hook.remove()
+    assert torch.allclose(feats[0], torch.relu(want), atol=1e-5)  # batch statistics (the stem ReLU is in place)
+    assert not torch.allclose(batch.prefix(x), running.prefix(x))  # the modes really differ
+    assert all(torch.equal(v, before[k]) for k, v in batch.prefix.state_dict().items())  # nothing moved
+    assert not any(m.training for m in batch.prefix.modules())  # and the mode is restored
+    with pytest.raises(HarnessError, match="prefix BN mode 'frozen': unknown"):
+        build_tr_net(NB201Network(ALL_CONV), resnet32, prefix_bn="frozen")

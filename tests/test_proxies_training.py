@@ -1,12 +1,15 @@
 """Real training on the embedded CIFAR-10 images, tiny: a few hundred images, 1-2 epochs."""
+import json
 
 import pytest
 import torch
 
 from harness import HarnessError
 from harness.backbones.checkpoint import load_backbone
+from harness.backbones.pretrain import pretrain
 from harness.bench.definition import build_definition
 from harness.bench.runner import run_benchmark
+from harness.data.datasets import load_dataset, seen_in_training
 from harness.proxies import RecordedProxy, TrainProxy
 from harness.proxies.training import parse_method, train_candidate
 from harness.spaces import get_space
@@ -70,7 +73,7 @@ def test_checkpoint_for_the_wrong_architecture(data, tmp_path):
     from harness.backbones.resnet import build_backbone
 
     path = tmp_path / "r20.pt"
-    save_backbone(path, build_backbone("resnet20-wide", 10), "resnet20-wide", {})
+    save_backbone(path, build_backbone("resnet20-wide", 10), "resnet20-wide", {"dataset": "cifar10-valid", "split": "train"})
     # ResNet-20-wide has 64 channels after block 5's stage: it cannot feed NB201 cell 6 (16 channels).
     with pytest.raises(HarnessError, match="shape"):
         train_candidate(SPACE, ARCH, "tr-net-5-5", data, cfg=TINY, backbone=path, progress=False)
@@ -142,3 +145,22 @@ def test_search_with_trnet_proxy_pretrains_the_backbone_once(tmp_path):
 def test_bad_method():
     with pytest.raises(HarnessError, match="method 'trnet'"):
         parse_method("trnet")
+
+
+def test_seen_in_training_rules():
+    assert seen_in_training("cifar10", "cifar10-valid") == ["valid"]  # all 50k include the valid half
+    assert seen_in_training("cifar10-valid", "cifar10-valid") == []   # the split file's two halves
+    assert seen_in_training("cifar10-valid", "cifar10") == []         # the official test set is never trained on
+    assert seen_in_training("cifar100", "cifar100") == []             # x-valid / x-test come from the test set
+    assert seen_in_training("cifar10", "cifar100") == []              # other images
+
+
+def test_backbone_that_saw_the_validation_images_is_refused(data, tmp_path):
+    full = load_dataset("cifar10", limit=128)  # the embedded images; its train split includes cifar10-valid's valid
+    path = tmp_path / "leaky.pt"
+    pretrain("resnet32", full, path, cfg=TrainConfig(epochs=1, batch_size=64), progress=False)
+    with pytest.raises(HarnessError, match="trained on 'cifar10', whose train images include the valid split"):
+        train_candidate(SPACE, ARCH, "tr-net-5-5", data, cfg=TINY.with_(epochs=1), backbone=path, progress=False)
+    row = train_candidate(SPACE, ARCH, "tr-net-5-5", data, cfg=TINY.with_(epochs=1), backbone=path, progress=False,
+                          allow_overlap=True)
+    assert json.loads(row["backbone_meta"])["dataset"] == "cifar10"

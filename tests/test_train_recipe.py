@@ -26,10 +26,28 @@ def test_cosine_after_warmup_uses_total_epochs_as_period_and_is_constant_within_
     assert lr_at(TR_NET, 17, 0.0) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / 18)) / 2)
     assert lr_at(TR_NET, 17, 0.0) > 0.08
     assert lr_at(ORIGINAL, 11, 0.3) == pytest.approx(0.1 * (1 + math.cos(math.pi * 11 / 12)) / 2)
-    assert lr_at(TR_NET.with_(t_max=5), 17, 0.0) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / 5)) / 2)
+    assert lr_at(TR_NET.with_(cosine_period="after_warmup"), 17, 0.0) == pytest.approx(
+        0.1 * (1 + math.cos(math.pi * 4 / 5)) / 2)
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(warmup_epochs=20), dict(lr=0.0), dict(batch_size=0)])
 def test_bad_config(bad):
     with pytest.raises(HarnessError, match="training config"):
         TrainConfig(**bad)
+
+
+@pytest.mark.parametrize("period, after_warmup", [
+    ("all_epochs", [0.1, 0.09924, 0.09698, 0.09330, 0.08830]),     # T_max = 18: ends at 88% of the peak
+    ("after_warmup", [0.1, 0.09045, 0.06545, 0.03455, 0.00955]),   # T_max = 5: anneals like Original
+])
+def test_both_cosine_readings_epoch_by_epoch(period, after_warmup):
+    cfg = TR_NET.with_(cosine_period=period)
+    warmup = [0.1 * e / 13 for e in range(13)]  # linear from 0 over 13 epochs (start of each epoch)
+    got = [lr_at(cfg, e, 0.0) for e in range(18)]
+    assert got == pytest.approx(warmup + after_warmup, abs=5e-6)
+    assert cfg.as_dict()["cosine_period"] == period  # recorded in every row's config
+
+
+def test_unknown_cosine_period():
+    with pytest.raises(HarnessError, match="cosine_period must be one of all_epochs, after_warmup"):
+        TR_NET.with_(cosine_period="half")

@@ -1,6 +1,6 @@
 """Backbone checkpoints: save a trained CifarResNet, load it back with every mismatch reported.
 
-File format (``torch.save``): ``{"format": FORMAT, "name": backbone name, "num_classes": int,
+File format (``torch.save``): ``{"format": FORMAT, "name": backbone name, "num_classes": int, "shortcut",
 "state_dict": {key: tensor}, "meta": {JSON-able}}``. Loading uses ``weights_only=True`` so a
 checkpoint can never run code.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from harness import HarnessError
-from harness.backbones.resnet import BACKBONES, CifarResNet, build_backbone
+from harness.backbones.resnet import BACKBONES, SHORTCUTS, CifarResNet, build_backbone
 from harness.store.files import write_atomic
 
 FORMAT = "harness-backbone-v1"
@@ -30,6 +30,7 @@ def save_backbone(path: "str | Path", model: CifarResNet, name: str, meta: "dict
         raise HarnessError(f"checkpoint meta for {path}: must be JSON-serialisable ({exc})") from None
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "name": name, "num_classes": int(model.classifier.out_features),
+               "shortcut": model.shortcut,
                "state_dict": state, "meta": meta}
     return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
@@ -73,7 +74,10 @@ def load_backbone(path: "str | Path", expect: "str | None" = None) -> tuple[Cifa
     num_classes = payload.get("num_classes")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise HarnessError(f"backbone checkpoint {path}: bad num_classes {num_classes!r}")
-    model = build_backbone(name, num_classes)
+    shortcut = payload.get("shortcut", "avgpool_conv")  # checkpoints before the option: the default
+    if shortcut not in SHORTCUTS:
+        raise HarnessError(f"backbone checkpoint {path}: unknown shortcut {shortcut!r} (known: {', '.join(SHORTCUTS)})")
+    model = build_backbone(name, num_classes, shortcut)
     problems = _mismatches(model.state_dict(), state)
     if problems:
         raise HarnessError(f"backbone checkpoint {path} does not fit {name}: " + "; ".join(problems))

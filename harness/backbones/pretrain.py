@@ -30,6 +30,9 @@ class BackboneSettings:
     epochs: "int | None" = None       # None = Table 6's 200
     batch_size: "int | None" = None
     checkpoint: "str | None" = None   # an existing checkpoint instead of the default path
+    shortcut: str = "avgpool_conv"    # downsampling shortcut (resnet.SHORTCUTS); the paper leaves it open
+    allow_overlap: bool = False       # accept a backbone that has seen the candidates' valid/test images
+    prefix_bn: str = "running"        # BN statistics of the frozen prefix (transfer.splice.PREFIX_BN)
 
     def config(self) -> TrainConfig:
         return BACKBONE.with_(epochs=self.epochs, batch_size=self.batch_size)
@@ -39,13 +42,13 @@ class BackboneSettings:
 
 
 def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig | None" = None,
-             seed: int = 0, progress: bool = True) -> dict:
+             seed: int = 0, progress: bool = True, shortcut: str = "avgpool_conv") -> dict:
     """Train backbone ``name`` on ``data`` and save it to ``out``; returns the metadata saved."""
     cfg = cfg or BACKBONE
     torch.manual_seed(seed)
-    model = build_backbone(name, num_classes=data.num_classes)
+    model = build_backbone(name, num_classes=data.num_classes, shortcut=shortcut)
     r = train(model, data, cfg, seed=seed, label=f"pretrain {name}", progress=progress)
-    meta = {"architecture": name, "dataset": data.name, "split": "train", "data_source": data.source,
+    meta = {"architecture": name, "shortcut": shortcut, "dataset": data.name, "split": "train", "data_source": data.source,
             "n_train": len(data.train), "epochs": cfg.epochs, "val_acc": r.val_acc, "test_acc": r.test_acc,
             "wall_s": r.wall_s, "config": cfg.as_dict(), **run_record(seed=seed, device=str(data.train.x.device))}
     save_backbone(out, model, name, meta)
@@ -58,7 +61,7 @@ def ensure_backbone(settings: BackboneSettings, data: Dataset, results: "str | P
     path = settings.path(results, data.name)
     if not path.exists():
         cfg = settings.config()
-        meta = pretrain(settings.name, data, path, cfg=cfg, progress=progress)
+        meta = pretrain(settings.name, data, path, cfg=cfg, progress=progress, shortcut=settings.shortcut)
         print(f"pre-trained {settings.name} on {data.name} ({meta['n_train']} images, {cfg.epochs} epochs): "
               f"val {meta['val_acc']:.2f}% -> {path}")
     return path

@@ -99,6 +99,20 @@ def split_indices(file_name: str, key: str) -> np.ndarray:
     return out
 
 
+def seen_in_training(trained_on: str, evaluated_on: str) -> list[str]:
+    """The splits of ``evaluated_on`` holding images that a model trained on ``trained_on``'s train
+    split has seen (paper A.1: the backbone is trained on NB201's own training split, so that it
+    never sees what candidates are validated or tested on). Train splits always come from the
+    official train set and test splits from the test set; only a validation split cut from the
+    train set (``cifar10-valid``) can overlap -- with any model trained on more of that train set
+    than the split file's train half (e.g. on ``cifar10``, all 50k)."""
+    a, b = SPECS[canonical_name(trained_on)], SPECS[canonical_name(evaluated_on)]
+    if a.family != b.family or b.split_of != "train":
+        return []
+    same_half = a.split_file == b.split_file and a.split_of == "train"
+    return [] if same_half else ["valid"]
+
+
 def canonical_name(name: str) -> str:
     """The dataset's canonical name (case-insensitive); HarnessError listing the names otherwise."""
     for known in SPECS:

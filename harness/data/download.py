@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from harness import HarnessError
 from harness.data.sources import CIFAR_LAYOUTS
+from harness.progress import bars_shown
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _fetch(url: str, dest: Path, md5: str, progress: bool, timeout: float) -> No
                     size = resp.headers.get("Content-Length")
                     total = int(size) if size and size.isdigit() else None
                     with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                              disable=not progress) as bar:
+                              disable=not (progress and bars_shown())) as bar:
                         for block in iter(lambda: resp.read(_CHUNK), b""):
                             out.write(block)
                             h.update(block)

@@ -73,5 +73,5 @@ def make_proxy(name: str, ctx: ProxyContext) -> Proxy:
     backbone = None if parse_method(method) is None else ctx.backbone_path()
     trainer = TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method),
                          backbone=backbone, seed=ctx.train.seed, store=ctx.store, progress=ctx.progress,
-                         meta=ctx.meta)
+                         meta=ctx.meta, allow_overlap=ctx.backbone.allow_overlap, prefix_bn=ctx.backbone.prefix_bn)
     return trainer if kind == "train" else RecordedProxy(trainer, on_miss=ctx.train.on_miss)

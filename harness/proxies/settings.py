@@ -42,6 +42,7 @@ class TrainSettings:
     cutout: "int | None" = None
     epochs: dict = field(default_factory=dict)    # method -> epochs
     warmup: dict = field(default_factory=dict)    # method -> warmup epochs
+    cosine_period: "str | None" = None   # recipe.COSINE_PERIODS; None = the recipe's (all_epochs)
     on_miss: str = "train"         # recorded proxies: train a candidate never trained before, or error
     seed: int = 0
 
@@ -52,4 +53,4 @@ class TrainSettings:
     def config(self, method: str) -> TrainConfig:
         base = ORIGINAL if parse_method(method) is None else TR_NET
         return base.with_(epochs=self.epochs.get(method), warmup_epochs=self.warmup.get(method),
-                          batch_size=self.batch_size, cutout=self.cutout)
+                          batch_size=self.batch_size, cutout=self.cutout, cosine_period=self.cosine_period)

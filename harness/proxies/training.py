@@ -17,7 +17,7 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.checkpoint import load_backbone
-from harness.data.datasets import Dataset
+from harness.data.datasets import Dataset, seen_in_training
 from harness.proxies.base import GroundTruth, Score
 from harness.proxies.settings import parse_method
 from harness.runinfo import run_record
@@ -31,39 +31,64 @@ PRETRAIN_HINT = ("pre-train one first, e.g. `harness pretrain resnet32 --dataset
                  "(writes results/checkpoints/resnet32-cifar10-valid.pt), then pass --backbone PATH")
 
 
+def check_backbone_leakage(meta: dict, path: "str | Path", dataset: str, allow: bool = False) -> None:
+    """Refuse a backbone whose training images include the candidates' validation or test images
+    (unless ``allow``): its frozen prefix would carry them into every score."""
+    trained_on = meta.get("dataset")
+    if trained_on is None or meta.get("split", "train") != "train":
+        if not allow:
+            raise HarnessError(f"backbone checkpoint {path}: its metadata does not say it was trained on a train split "
+                               f"(dataset {trained_on!r}, split {meta.get('split')!r}); pass --allow-backbone-overlap "
+                               "(or backbone.allow_overlap = true) if you mean to use it")
+        return
+    leaked = seen_in_training(trained_on, dataset)
+    if leaked and not allow:
+        raise HarnessError(f"backbone checkpoint {path}: trained on {trained_on!r}, whose train images include the "
+                           f"{'/'.join(leaked)} split of {dataset!r} the candidates are scored on; pre-train on "
+                           f"{dataset!r} instead, or pass --allow-backbone-overlap (backbone.allow_overlap = true)")
+
+
 def build_candidate(space: SearchSpace, arch: Any, method: str, num_classes: int,
-                    backbone_path: "str | Path | None" = None) -> tuple[torch.nn.Module, dict]:
-    """The network to train, and metadata about the backbone it borrows (empty for Original)."""
+                    backbone_path: "str | Path | None" = None, dataset: "str | None" = None,
+                    allow_overlap: bool = False, prefix_bn: str = "running") -> tuple[torch.nn.Module, dict]:
+    """The network to train, and metadata about the backbone it borrows (empty for Original).
+    With ``dataset`` (the candidates' data), a backbone that has seen its valid/test images is refused."""
     ij = parse_method(method)
     if ij is None:
         return space.build_network(arch, num_classes=num_classes), {}
     if backbone_path is None:
         raise HarnessError(f"method {method!r} needs a pre-trained backbone checkpoint: {PRETRAIN_HINT}")
     backbone, meta = load_backbone(backbone_path)  # first: its init draws from the seeded RNG too
-    model = build_tr_net(space.build_network(arch, num_classes=num_classes), backbone, i=ij[0], j=ij[1])
-    return model, {"backbone": str(backbone_path), "backbone_meta": json.dumps(meta, sort_keys=True)}
+    if dataset is not None:
+        check_backbone_leakage(meta, backbone_path, dataset, allow_overlap)
+    model = build_tr_net(space.build_network(arch, num_classes=num_classes), backbone, i=ij[0], j=ij[1],
+                         prefix_bn=prefix_bn)
+    return model, {"backbone": str(backbone_path), "backbone_meta": json.dumps(meta, sort_keys=True),
+                   "prefix_bn": prefix_bn}
 
 
 def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
                   backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
-                  progress: bool = True) -> tuple[torch.nn.Module, TrainResult, dict]:
+                  progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running"
+                  ) -> tuple[torch.nn.Module, TrainResult, dict]:
     """Build and train one candidate -> (trained model, training result, backbone metadata)."""
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
-    model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone)
+    model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone, data.name, allow_overlap,
+                                           prefix_bn)
     label = label or f"{method} {space.format(arch)}"
     return model, train(model, data, cfg, seed=seed, label=label, progress=progress), backbone_info
 
 
 def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
                     cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running") -> dict:
     """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
     arch = space.canonical(arch)
     arch_str = space.format(arch)
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     _, r, backbone_info = train_network(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed,
-                                        progress=progress)
+                                        progress=progress, allow_overlap=allow_overlap, prefix_bn=prefix_bn)
     index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
         "space": space.name, "arch_str": arch_str, "arch_index": index, "method": method, "dataset": data.name,
@@ -90,9 +115,10 @@ class TrainProxy:
 
     def __init__(self, space: SearchSpace, method: str, data: Dataset, *, table_dataset: str,
                  cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
-                 store: "ResultsStore | None" = None, progress: bool = False, meta: "dict | None" = None):
+                 store: "ResultsStore | None" = None, progress: bool = False, meta: "dict | None" = None,
+                 allow_overlap: bool = False, prefix_bn: str = "running"):
         parse_method(method)
-        self.meta = dict(meta or {})
+        self.meta, self.allow_overlap, self.prefix_bn = dict(meta or {}), allow_overlap, prefix_bn
         self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
         self.store, self.progress = store, progress
         self.name = f"train:{method}"
@@ -100,7 +126,8 @@ class TrainProxy:
 
     def train_row(self, arch: Any) -> dict:
         row = {**train_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
-                                 seed=self.seed, progress=self.progress), **self.meta}
+                                 seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
+                                 prefix_bn=self.prefix_bn), **self.meta}
         if self.store is not None:
             self.store.append("train", [row])
         return row
@@ -134,6 +161,9 @@ class RecordedProxy:
             & (df["config"] == self.config)
         if "space" in df.columns:
             keep &= df["space"].fillna("nb201") == self.space.name
+        if parse_method(self.trainer.method) is not None:  # rows before the option used running statistics
+            bn = df["prefix_bn"].fillna("running") if "prefix_bn" in df.columns else "running"
+            keep &= bn == self.trainer.prefix_bn
         return df[keep]
 
     def _match(self, arch_str: str):

@@ -12,12 +12,18 @@ from dataclasses import asdict, dataclass, replace
 
 from harness import HarnessError
 
+#: The cosine period after a warmup -- "18 epochs (including 13 warmup epochs)" (paper Sec. 4.1)
+#: reads two ways: ``all_epochs`` (T_max = all epochs, counted from the end of warmup, as the NB201
+#: scheduler does: a Tr-Net's last epoch still runs at 88% of the peak lr) or ``after_warmup``
+#: (T_max = the epochs after warmup: the rate anneals to about 0 like Original's).
+COSINE_PERIODS = ("all_epochs", "after_warmup")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 12
     warmup_epochs: int = 0
-    t_max: "int | None" = None  # cosine period; None = epochs, as the NB201 reference does
+    cosine_period: str = "all_epochs"  # see COSINE_PERIODS; the paper leaves it open
     lr: float = 0.1
     eta_min: float = 0.0
     momentum: float = 0.9
@@ -28,13 +34,21 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast, CUDA only; off so numbers compare with the paper
     channels_last: bool = False  # CUDA only
     eval_every_epoch: bool = False
+    # DARTS evaluation options (Liu et al., ICLR 2019, reference ``cnn/train.py``); off by default.
+    auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss (models returning (logits, aux))
+    drop_path_prob: float = 0.0  # final drop-path probability, ramped linearly from 0 over the epochs
+    grad_clip: float = 0.0  # max global gradient norm, 0 = no clipping
 
     def __post_init__(self):
         checks = [(self.epochs >= 1, "epochs must be >= 1"),
                   (0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be in 0..epochs"),
-                  (self.t_max is None or self.t_max >= 1, "t_max must be >= 1"),
+                  (self.cosine_period in COSINE_PERIODS,
+                   f"cosine_period must be one of {', '.join(COSINE_PERIODS)}"),
                   (self.lr > 0, "lr must be > 0"), (self.batch_size >= 1, "batch_size must be >= 1"),
-                  (self.weight_decay >= 0, "weight_decay must be >= 0"), (self.cutout >= 0, "cutout must be >= 0")]
+                  (self.weight_decay >= 0, "weight_decay must be >= 0"), (self.cutout >= 0, "cutout must be >= 0"),
+                  (self.auxiliary_weight >= 0, "auxiliary_weight must be >= 0"),
+                  (0 <= self.drop_path_prob < 1, "drop_path_prob must be in [0, 1)"),
+                  (self.grad_clip >= 0, "grad_clip must be >= 0")]
         for ok, msg in checks:
             if not ok:
                 raise HarnessError(f"training config: {msg} (got {self})")
@@ -43,12 +57,27 @@ class TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Every field; the DARTS options only when on, so configs recorded before they existed
+        (and recorded proxies matching on them) stay the same."""
+        d = asdict(self)
+        for key in _OFF_BY_DEFAULT:
+            if d[key] == 0:
+                del d[key]
+        return d
+
+
+_OFF_BY_DEFAULT = ("auxiliary_weight", "drop_path_prob", "grad_clip")
 
 
 ORIGINAL = TrainConfig(epochs=12, warmup_epochs=0)
 TR_NET = TrainConfig(epochs=18, warmup_epochs=13)
 BACKBONE = TrainConfig(epochs=200, warmup_epochs=0)
+#: DARTS / DARTS+PT evaluation of a genotype (Liu et al. 2019; Wang et al. 2021): 600 epochs, batch 96,
+#: SGD lr 0.025 cosine to 0, momentum 0.9 (no Nesterov), weight decay 3e-4, Cutout 16, drop-path 0.2,
+#: auxiliary weight 0.4, gradient clip 5.
+DARTS_EVAL = TrainConfig(epochs=600, warmup_epochs=0, lr=0.025, eta_min=0.0, momentum=0.9, nesterov=False,
+                         weight_decay=3e-4, batch_size=96, cutout=16, auxiliary_weight=0.4, drop_path_prob=0.2,
+                         grad_clip=5.0)
 
 
 def lr_at(cfg: TrainConfig, epoch: int, fraction: float) -> float:
@@ -56,13 +85,13 @@ def lr_at(cfg: TrainConfig, epoch: int, fraction: float) -> float:
 
     As the NB201 reference scheduler computes it: during the ``W`` warmup epochs the rate rises
     linearly per iteration, lr * (epoch + fraction) / W; afterwards it is cosine and constant within
-    an epoch, eta_min + (lr - eta_min) * (1 + cos(pi * (epoch - W) / T_max)) / 2 with T_max = the
-    total number of epochs by default -- so a short run after a long warmup ends well above 0.
+    an epoch, eta_min + (lr - eta_min) * (1 + cos(pi * (epoch - W) / T_max)) / 2, with T_max from
+    ``cfg.cosine_period`` (:data:`COSINE_PERIODS`).
     """
     w = cfg.warmup_epochs
     if epoch < w:
         return cfg.lr * (epoch + fraction) / w
     if epoch >= cfg.epochs:
         return cfg.eta_min
-    t_max = cfg.t_max or cfg.epochs
+    t_max = cfg.epochs if cfg.cosine_period == "all_epochs" else max(cfg.epochs - w, 1)
     return cfg.eta_min + (cfg.lr - cfg.eta_min) * (1 + math.cos(math.pi * (epoch - w) / t_max)) / 2
