@@ -16,12 +16,15 @@ import harness
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """The checkout's commit (with ``-dirty`` when code differs from it), or ``unknown``.
+
+    Only code counts: results, benchmark outputs and plots under ``results/`` change with every
+    run and say nothing about which code produced a row."""
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -132,7 +132,7 @@ def test_search_with_trnet_proxy_pretrains_the_backbone_once(tmp_path):
            "train": {"limit": 128, "batch_size": 64, "epochs": {"tr-net-5-5": 2}, "warmup": {"tr-net-5-5": 1}},
            "backbone": {"epochs": 1, "batch_size": 64}}
     summary = run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
-    ckpt = tmp_path / "checkpoints" / "resnet32-cifar10-valid.pt"
+    (ckpt,) = (tmp_path / "checkpoints").glob("resnet32-cifar10-valid-*.pt")  # keyed by its recipe and data
     _, meta = load_backbone(ckpt)
     assert meta["epochs"] == 1 and meta["split"] == "train"
     runs = ResultsStore(tmp_path).read("runs")
@@ -140,6 +140,12 @@ def test_search_with_trnet_proxy_pretrains_the_backbone_once(tmp_path):
     train_rows = ResultsStore(tmp_path).read("train")
     assert (train_rows["method"] == "tr-net-5-5").all() and (train_rows["backbone"] == str(ckpt)).all()
     assert (train_rows["batch_id"] == summary["batch_id"].iloc[0]).all()
+    assert train_rows["backbone_sha256"].nunique() == 1 and len(train_rows["backbone_sha256"].iloc[0]) == 64
+    # Another recipe (more epochs) gets its own checkpoint: the 1-epoch smoke backbone is not reused.
+    raw["backbone"]["epochs"] = 2
+    run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
+    assert len(list((tmp_path / "checkpoints").glob("resnet32-cifar10-valid-*.pt"))) == 2
+    assert ResultsStore(tmp_path).read("train")["backbone_sha256"].nunique() == 2
 
 
 def test_bad_method():

@@ -5,6 +5,8 @@ dataset's NB201 *train* split (so the backbone never sees the candidates' valida
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,16 @@ class BackboneSettings:
     def config(self) -> TrainConfig:
         return BACKBONE.with_(epochs=self.epochs, batch_size=self.batch_size)
 
-    def path(self, results: "str | Path", dataset: str) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else default_checkpoint_path(results, self.name, dataset)
+    def path(self, results: "str | Path", data: Dataset) -> Path:
+        """The checkpoint given, or one keyed by everything that produces it (backbone, shortcut,
+        recipe, dataset, data source, training images, seed): a backbone pre-trained another way
+        (a 3-epoch smoke run, other data) never stands in for this one."""
+        if self.checkpoint:
+            return Path(self.checkpoint)
+        recipe = {"name": self.name, "shortcut": self.shortcut, "config": self.config().as_dict(),
+                  "dataset": data.name, "data_source": data.source, "n_train": len(data.train), "seed": 0}
+        key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+        return Path(results) / "checkpoints" / f"{self.name}-{data.name}-{key}.pt"
 
 
 def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig | None" = None,
@@ -58,7 +68,7 @@ def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig |
 def ensure_backbone(settings: BackboneSettings, data: Dataset, results: "str | Path",
                     progress: bool = False) -> Path:
     """The checkpoint ``settings`` names; pre-trained on ``data`` (and kept) when it does not exist."""
-    path = settings.path(results, data.name)
+    path = settings.path(results, data)
     if not path.exists():
         cfg = settings.config()
         meta = pretrain(settings.name, data, path, cfg=cfg, progress=progress, shortcut=settings.shortcut)

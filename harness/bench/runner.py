@@ -25,7 +25,8 @@ def new_batch_id(name: str) -> str:
 def run_benchmark(defn: Definition, results: "str | Path" = "results", progress: bool = True) -> pd.DataFrame:
     """Run one validated definition; its rows go to the store under ``results``."""
     store = ResultsStore(results)
-    store.check_readable()  # a corrupt results file stops us before any work, not after
+    store.check_writable()  # an unwritable results folder or a corrupt part stops us before any work
+    store.check_readable()
     if defn.kind not in KIND_RUNNERS:
         raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
     return KIND_RUNNERS[defn.kind](defn, store, new_batch_id(defn.name), progress)

@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,21 @@ PRETRAIN_HINT = ("pre-train one first, e.g. `harness pretrain resnet32 --dataset
                  "(writes results/checkpoints/resnet32-cifar10-valid.pt), then pass --backbone PATH")
 
 
+@lru_cache(maxsize=32)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: "str | Path") -> str:
+    """The checkpoint's content hash, recorded in every row that used it (cached per file version)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
 def check_backbone_leakage(meta: dict, path: "str | Path", dataset: str, allow: bool = False) -> None:
     """Refuse a backbone whose training images include the candidates' validation or test images
     (unless ``allow``): its frozen prefix would carry them into every score."""
@@ -50,45 +67,51 @@ def check_backbone_leakage(meta: dict, path: "str | Path", dataset: str, allow: 
 
 def build_candidate(space: SearchSpace, arch: Any, method: str, num_classes: int,
                     backbone_path: "str | Path | None" = None, dataset: "str | None" = None,
-                    allow_overlap: bool = False, prefix_bn: str = "running") -> tuple[torch.nn.Module, dict]:
-    """The network to train, and metadata about the backbone it borrows (empty for Original).
+                    allow_overlap: bool = False, prefix_bn: str = "running", network: "dict | None" = None
+                    ) -> tuple[torch.nn.Module, dict]:
+    """The network to train (``network``: options of ``space.build_network``, e.g. DARTS ``C``,
+    ``layers``), and metadata about the backbone it borrows (empty for Original).
     With ``dataset`` (the candidates' data), a backbone that has seen its valid/test images is refused."""
     ij = parse_method(method)
+    network = network or {}
     if ij is None:
-        return space.build_network(arch, num_classes=num_classes), {}
+        return space.build_network(arch, num_classes=num_classes, **network), {}
     if backbone_path is None:
         raise HarnessError(f"method {method!r} needs a pre-trained backbone checkpoint: {PRETRAIN_HINT}")
     backbone, meta = load_backbone(backbone_path)  # first: its init draws from the seeded RNG too
     if dataset is not None:
         check_backbone_leakage(meta, backbone_path, dataset, allow_overlap)
-    model = build_tr_net(space.build_network(arch, num_classes=num_classes), backbone, i=ij[0], j=ij[1],
+    model = build_tr_net(space.build_network(arch, num_classes=num_classes, **network), backbone, i=ij[0], j=ij[1],
                          prefix_bn=prefix_bn)
-    return model, {"backbone": str(backbone_path), "backbone_meta": json.dumps(meta, sort_keys=True),
+    return model, {"backbone": str(backbone_path), "backbone_sha256": file_sha256(backbone_path),
+                   "backbone_meta": json.dumps(meta, sort_keys=True),
                    "prefix_bn": prefix_bn}
 
 
 def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
                   backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
-                  progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running"
-                  ) -> tuple[torch.nn.Module, TrainResult, dict]:
+                  progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
+                  network: "dict | None" = None) -> tuple[torch.nn.Module, TrainResult, dict]:
     """Build and train one candidate -> (trained model, training result, backbone metadata)."""
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
     model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone, data.name, allow_overlap,
-                                           prefix_bn)
+                                           prefix_bn, network)
     label = label or f"{method} {space.format(arch)}"
     return model, train(model, data, cfg, seed=seed, label=label, progress=progress), backbone_info
 
 
 def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
                     cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
-                    progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running") -> dict:
+                    progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
+                    network: "dict | None" = None) -> dict:
     """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
     arch = space.canonical(arch)
     arch_str = space.format(arch)
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     _, r, backbone_info = train_network(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed,
-                                        progress=progress, allow_overlap=allow_overlap, prefix_bn=prefix_bn)
+                                        progress=progress, allow_overlap=allow_overlap, prefix_bn=prefix_bn,
+                                        network=network)
     index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
         "space": space.name, "arch_str": arch_str, "arch_index": index, "method": method, "dataset": data.name,
@@ -98,9 +121,15 @@ def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *
         "warmup_epochs": cfg.warmup_epochs, "steps": r.steps, "wall_s": r.wall_s,
         "images_per_s": r.images_per_s, "saved_bytes": r.saved_bytes, "peak_cuda_bytes": r.peak_cuda_bytes,
         "peak_rss_bytes": r.peak_rss_bytes, "params": r.params, "trainable_params": r.trainable_params,
-        "config": json.dumps(cfg.as_dict(), sort_keys=True), "history": json.dumps(r.history),
+        "config": config_json(cfg, network), "history": json.dumps(r.history),
         **backbone_info, **run_record(seed=seed, device=str(data.train.x.device)),
     }
+
+
+def config_json(cfg: TrainConfig, network: "dict | None" = None) -> str:
+    """The ``config`` column: the recipe, plus the network options when any were given (so
+    recorded proxies never mix runs of differently sized networks)."""
+    return json.dumps({**cfg.as_dict(), **({"network": dict(network)} if network else {})}, sort_keys=True)
 
 
 def _score_of(row: dict, truth: float) -> Score:
@@ -116,8 +145,9 @@ class TrainProxy:
     def __init__(self, space: SearchSpace, method: str, data: Dataset, *, table_dataset: str,
                  cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
                  store: "ResultsStore | None" = None, progress: bool = False, meta: "dict | None" = None,
-                 allow_overlap: bool = False, prefix_bn: str = "running"):
+                 allow_overlap: bool = False, prefix_bn: str = "running", network: "dict | None" = None):
         parse_method(method)
+        self.network = dict(network or {})
         self.meta, self.allow_overlap, self.prefix_bn = dict(meta or {}), allow_overlap, prefix_bn
         self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
         self.store, self.progress = store, progress
@@ -127,7 +157,7 @@ class TrainProxy:
     def train_row(self, arch: Any) -> dict:
         row = {**train_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
                                  seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
-                                 prefix_bn=self.prefix_bn), **self.meta}
+                                 prefix_bn=self.prefix_bn, network=self.network), **self.meta}
         if self.store is not None:
             self.store.append("train", [row])
         return row
@@ -149,8 +179,8 @@ class RecordedProxy:
             raise HarnessError(f"proxy recorded:{trainer.method}: needs a results store to read runs from")
         self.trainer, self.on_miss, self.space = trainer, on_miss, trainer.space
         self.name = f"recorded:{trainer.method}"
-        self.config = json.dumps((trainer.cfg or (ORIGINAL if parse_method(trainer.method) is None else TR_NET)
-                                  ).as_dict(), sort_keys=True)
+        self.config = config_json(trainer.cfg or (ORIGINAL if parse_method(trainer.method) is None else TR_NET),
+                                  trainer.network)
         self._rows = self._load()
 
     def _load(self):

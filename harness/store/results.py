@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,6 +63,9 @@ _SPECS = (
     TableSpec("throughput", "throughput", ("method", "images_per_s"),
               "one row per architecture x method of a timed training step: method, images_per_s; optional "
               "selection, mode, arch_str, batch_size, median_step_s, device, benchmark, batch_id"),
+    TableSpec("zero_cost", "zero_cost", ("proxy", "arch_str", "value"),
+              "one row per architecture x zero-cost proxy of a rank run: proxy (zc:<measure>), arch_str, "
+              "arch_index, dataset, value, ground_truth, wall_s (alone; NaN where not timed), joint_s, device"),
     TableSpec("cka", "cka", ("network", "cell", "block", "cka"),
               "one row per (network, NAS cell, backbone block): linear CKA similarity (paper Figs. 1-2)"),
 )
@@ -176,6 +180,19 @@ class ResultsStore:
         if columns is not None:
             df = df.reindex(columns=list(columns))  # requested but absent everywhere -> all null
         return df
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, if parts cannot be written under ``root`` (a read-only folder, a
+        file where a folder should be) -- before any work whose results would then be lost."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check-", delete=True)
+            probe.close()
+        except OSError as e:
+            raise HarnessError(f"results folder {str(self.root)!r}: cannot write there ({_one_line(e)})") from None
+        for table in TABLES:
+            if self.path(table).exists() and not self.path(table).is_dir():
+                raise HarnessError(f"results table {table!r}: {str(self.path(table))!r} is a file, expected a folder")
 
     def check_readable(self) -> None:
         """Read every part's schema (and check the columns unify); raise on the first bad part."""
