@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast bench-nb201 bench-ci bench-baseline bench-train bench-memory data-full clean
+.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory data-full clean
 
 install: $(STAMP)
 
@@ -32,12 +32,21 @@ test-fast: $(STAMP)
 
 # The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
 # (3 datasets x 10 seeds x 100 queries), the small real-training REA comparison Original vs
-# Tr-Net-5-5 on the embedded images, then results/leaderboard.md and plots. BENCH_ARGS=--full
-# scales every definition to its full size (GPU machines).
+# Tr-Net-5-5 on the embedded images, the DARTS+PT smoke (Original supernet vs Tr-Supernet-5-5),
+# then results/leaderboard.md and plots. BENCH_ARGS=--full scales every definition to its full
+# size (GPU machines).
 BENCH_ARGS ?=
 bench-nb201: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
-		benchmarks/nb201-rea-trnet.toml $(BENCH_ARGS)
+		benchmarks/nb201-rea-trnet.toml benchmarks/nb201-dartspt.toml $(BENCH_ARGS)
+
+# The DARTS space (paper Table 5): supernet vs Tr-Supernet-2-3 memory, and a REA smoke with real training.
+bench-darts: $(STAMP)
+	$(PY) -m harness.cli bench benchmarks/darts-memory.toml benchmarks/darts-rea-smoke.toml $(BENCH_ARGS)
+
+# Zero-cost proxies vs table and trained proxies on 200 random NB201 architectures (--full: 1,000).
+bench-proxies: $(STAMP)
+	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml $(BENCH_ARGS)
 
 BENCH_JSON := .benchmarks/ci.json
 BASELINE   := results/baselines/ci-cpu.json
@@ -57,10 +66,10 @@ bench-baseline: $(STAMP)
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider
 	$(PY) -m harness.bench.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
 
-# Images/s of one batch-256 training step, Original vs Tr-Net-5-5 -> results/bench-train.{json,md}.
-# Run it on a quiet machine (uptime load < 1): it uses every core.
+# Images/s of one batch-256 training step, Original vs Tr-Net-5-5, per precision/format mode ->
+# the throughput table and results/bench-train.md. Run it on a quiet machine (uptime load < 1).
 bench-train: $(STAMP)
-	HARNESS_BENCH_TRAIN=1 $(PY) -m pytest -q tests/benchmarks/test_bench_train.py --benchmark-enable -p no:cacheprovider
+	$(PY) -m harness.cli bench benchmarks/nb201-throughput.toml
 
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256; writes results/memory-nb201.*
 bench-memory: $(STAMP)

@@ -11,10 +11,14 @@ from harness import HarnessError
 from harness.analysis.autotransfer import train_auto_transfer
 from harness.analysis.rank import TIES
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
+from harness.backbones.resnet import SHORTCUTS
 from harness.bench.definition import SCHEMAS, Definition, build_definition, load_definition
+from harness.bench.distributed import join
+from harness.bench.kinds import search as search_kind
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
 from harness.data.download import download
+from harness.methods.query.workers import FAULTS, Faults
 from harness.progress import force_bars
 from harness.proxies import TABLE_PROXIES, ProxyContext, TrainSettings, parse_method
 from harness.proxies.training import PRETRAIN_HINT
@@ -23,7 +27,8 @@ from harness.runinfo import default_device
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.tabular.nb201 import DATASETS
-from harness.train.recipe import BACKBONE, ORIGINAL, TR_NET
+from harness.train.recipe import BACKBONE, COSINE_PERIODS, ORIGINAL, PRECISIONS, TR_NET
+from harness.transfer.splice import PREFIX_BN
 
 RESULTS = Path("results")
 
@@ -54,16 +59,33 @@ def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     """Run benchmark definition files (all validated first), then refresh the leaderboard and plots."""
-    overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers,
+    overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers, "storage": args.storage,
                  "train": {"archs": args.train_archs} if args.train_archs is not None else None}
     defs = [load_definition(p, full=args.full, overrides={k: v for k, v in overrides.items()
                                                           if v is not None and k in _keys_of(p)})
             for p in args.definitions]
+    if args.batch is not None and any(d.kind != "search" or d.get("storage") is None for d in defs):
+        raise HarnessError("--batch resumes search studies in a storage: every definition must be a search with "
+                           "--storage or a 'storage' key")
     for d in defs:
-        df = _run(d, args)
+        if args.batch is not None:  # resume: the studies exist; the definition must match theirs
+            ResultsStore(args.results).check_readable()
+            df = search_kind.run(d, ResultsStore(args.results), args.batch, not args.quiet)
+        else:
+            df = _run(d, args)
         if d.kind == "rank":
             _print_table(df, RANK_COLUMNS)
     _refresh(args.results)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Join a search study (or every study of a batch) in a shared storage until its budget is met."""
+    faults = Faults(heartbeat_s=args.heartbeat, grace_s=args.grace, reconnect_s=args.reconnect)
+    if not 0 < faults.heartbeat_s < faults.grace_s or faults.reconnect_s < 0:
+        raise HarnessError(f"--heartbeat {args.heartbeat} / --grace {args.grace} / --reconnect {args.reconnect}: "
+                           "need 0 < heartbeat < grace and reconnect >= 0")
+    for study, numbers in join(args.storage, args.study, args.results, progress=not args.quiet, faults=faults).items():
+        print(f"worker: {study}: ran {len(numbers)} trials", flush=True)
 
 
 def _keys_of(path: str) -> set:
@@ -85,7 +107,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 def _train_section(args: argparse.Namespace) -> dict:
     sec = {"dataset": args.dataset, "data": args.npz or args.data_dir or "embedded"}
     sec.update({k: v for k, v in (("device", args.device), ("limit", args.limit), ("batch_size", args.batch_size),
-                                  ("cutout", getattr(args, "cutout", None))) if v is not None})
+                                  ("cosine_period", getattr(args, "cosine_period", None)),
+                                  ("cutout", getattr(args, "cutout", None)),
+                                  ("precision", getattr(args, "precision", None)),
+                                  ("channels_last", getattr(args, "channels_last", None))) if v is not None})
     return sec
 
 
@@ -96,19 +121,41 @@ def _table_dataset(train_dataset: str) -> str:
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one candidate as Original or Tr-Net-i-j: a ``train`` benchmark run."""
     if args.transfer == "auto":
+        if args.space != "nb201":
+            raise HarnessError(f"--transfer auto: only for --space nb201 (got {args.space!r})")
         return _train_auto(args)
     train = {**_train_section(args), "seed": args.seed}
     for key, value in (("epochs", args.epochs), ("warmup", args.warmup)):
         if value is not None:
             train[key] = {args.method: value}
-    raw = {"name": "train-cli", "kind": "train", "datasets": [_table_dataset(args.dataset)],
+    if args.network:
+        train["network"] = _network_options(args.network)
+    raw = {"name": "train-cli", "kind": "train", "space": args.space, "datasets": [_table_dataset(args.dataset)],
            "arch_list": [str(args.arch)], "proxies": [f"train:{args.method}"], "train": train}
     if args.backbone:
-        raw["backbone"] = {"checkpoint": args.backbone}
+        raw["backbone"] = {"checkpoint": args.backbone, "allow_overlap": args.allow_backbone_overlap,
+                           "prefix_bn": args.prefix_bn}
     elif parse_method(args.method) is not None:
         raise HarnessError(f"method {args.method!r} needs --backbone: {PRETRAIN_HINT}")
     for row in _run(build_definition(raw, "arguments"), args).to_dict("records"):
         _print_train_row(row, ResultsStore(args.results).path("train"))
+
+
+def _network_options(items: list[str]) -> dict:
+    """``["C=8", "layers=5", "auxiliary=false"]`` -> {"C": 8, "layers": 5, "auxiliary": False}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--network {item!r}: expected KEY=VALUE, e.g. C=8")
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+            continue
+        try:
+            out[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise HarnessError(f"--network {item!r}: the value must be a number, true or false") from None
+    return out
 
 
 def _train_auto(args: argparse.Namespace) -> None:
@@ -116,7 +163,8 @@ def _train_auto(args: argparse.Namespace) -> None:
         raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
     settings = TrainSettings(**{k: v for k, v in _train_section(args).items() if k != "cutout"}, seed=args.seed)
     data = ProxyContext(get_space("nb201"), _table_dataset(args.dataset), train=settings).data
-    cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size, cutout=args.cutout)
+    cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size, cutout=args.cutout,
+                       cosine_period=args.cosine_period, precision=args.precision, channels_last=args.channels_last)
     row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
                               cka=args.cka, n_archs=args.cka_archs, cka_cfg=ORIGINAL.with_(epochs=args.cka_epochs),
                               cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
@@ -143,7 +191,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
                         limit=args.limit)
     out = args.out or default_checkpoint_path(args.results, args.backbone, data.name)
     cfg = BACKBONE.with_(epochs=args.epochs, batch_size=args.batch_size)
-    meta = pretrain(args.backbone, data, out, cfg=cfg, seed=args.seed, progress=not args.quiet)
+    meta = pretrain(args.backbone, data, out, cfg=cfg, seed=args.seed, progress=not args.quiet, shortcut=args.shortcut)
     val = "n/a" if meta["val_acc"] is None else f"{meta['val_acc']:.2f}%"
     print(f"{args.backbone} on {data.name} ({meta['n_train']} train images, {cfg.epochs} epochs, "
           f"{meta['wall_s']:.1f} s): val {val} test {meta['test_acc']:.2f}%\nwrote {out}")
@@ -209,20 +257,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="apply each file's [full] table (full-size, GPU)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--budget", type=int, help="override the query budget")
-    p.add_argument("--workers", type=int, help="processes sharing one Optuna journal per study (tabular)")
+    p.add_argument("--workers", type=int, help="worker processes per search study on this machine (a journal file without --storage)")
     p.add_argument("--train-archs", type=int, help="rank benchmarks: also train this many random archs per method")
+    p.add_argument("--storage", help="search studies in this database URL (postgresql://, mysql://) or journal "
+                                     "file, joinable from other machines with `harness worker`")
+    p.add_argument("--batch", help="resume the studies of this batch id in --storage (definition must match)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("worker", parents=[common], help="join a search study in a shared storage (any machine)")
+    p.add_argument("--storage", required=True, help="the study's database URL or journal file")
+    p.add_argument("--study", required=True, help="a study name (run id) or a batch id: its studies in order")
+    p.add_argument("--heartbeat", type=float, default=FAULTS.heartbeat_s, help="seconds between a trial's beats")
+    p.add_argument("--grace", type=float, default=FAULTS.grace_s,
+                   help="seconds without a beat after which a trial's worker counts as dead")
+    p.add_argument("--reconnect", type=float, default=FAULTS.reconnect_s,
+                   help="seconds to keep retrying a lost database before exiting")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("leaderboard", parents=[common], help="rebuild leaderboard.md and plots from results/")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("train", parents=[common], help="train one NB201 candidate (Original or Tr-Net-i-j)")
-    p.add_argument("--arch", required=True, help="NB201 string or benchmark index")
+    p = sub.add_parser("train", parents=[common], help="train one candidate (Original or Tr-Net-i-j)")
+    p.add_argument("--arch", required=True, help="NB201 string or benchmark index; DARTS: Genotype(...) text")
+    p.add_argument("--space", default="nb201", help="search space: nb201 (default) or darts")
+    p.add_argument("--network", nargs="+", metavar="KEY=VALUE",
+                   help="network options of the space, e.g. darts: C=8 layers=5 auxiliary=false "
+                        "(default: the space's own, darts C=36 layers=20)")
     p.add_argument("--method", default="original", help="original (default) or tr-net-<i>-<j>, e.g. tr-net-5-5")
     p.add_argument("--backbone", help="pre-trained backbone checkpoint (needed by tr-net methods)")
+    p.add_argument("--cosine-period", choices=COSINE_PERIODS,
+                   help="cosine after warmup over all_epochs (default) or only the epochs after_warmup")
+    p.add_argument("--prefix-bn", choices=PREFIX_BN, default="running",
+                   help="BN statistics of the frozen prefix: running (pre-trained, default) or batch")
+    p.add_argument("--allow-backbone-overlap", action="store_true",
+                   help="accept a backbone trained on images the candidate is validated or tested on")
     p.add_argument("--warmup", type=int, help="LR warmup epochs (default 0 Original, 13 Tr-Net)")
     p.add_argument("--cutout", type=int, help="Cutout length (default 0 = off)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="bf16 autocast (fp32 master weights) or fp32 throughout (default: the recipe's)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format for the model and batches (default: the recipe's)")
     p.add_argument("--transfer", choices=["auto"], help="auto: choose i, j from CKA (overrides --method)")
     p.add_argument("--transfer-threshold", type=float, default=0.9, help="CKA every pair on the path must reach")
     p.add_argument("--cka", help="an existing cka.parquet to choose from (default: run a small CKA first)")
@@ -247,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)")
     p.add_argument("backbone", help="resnet20, resnet32, resnet56 or resnet20-wide")
     p.add_argument("--out", help="checkpoint path (default results/checkpoints/<backbone>-<dataset>.pt)")
+    p.add_argument("--shortcut", choices=SHORTCUTS, default="avgpool_conv",
+                   help="downsampling shortcut: avgpool_conv (NB201 reference, default), conv_bn (PyTorchCV), "
+                        "zero_pad (He et al. option A)")
     _add_data_args(p)
     p.set_defaults(func=cmd_pretrain)
 
@@ -273,6 +352,10 @@ def main(argv: "list[str] | None" = None) -> int:
     except HarnessError as e:
         print(f"harness {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every finished row is already its own part in the store
+        print(f"harness {args.command}: interrupted; every finished result is kept in {args.results}"
+              if hasattr(args, "results") else f"harness {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness import HarnessError
@@ -31,7 +32,8 @@ def _write(tmp_path, text):
     return p
 
 
-@pytest.mark.parametrize("name", ["nb201-rank", "nb201-rea", "nb201-rea-trnet", "nb201-memory", "nb201-throughput"])
+@pytest.mark.parametrize("name", ["nb201-rank", "nb201-rea", "nb201-rea-trnet", "nb201-memory", "nb201-throughput",
+                                  "nb201-trained-vs-table"])
 def test_shipped_definitions_are_valid(name):
     for full in (False, True):
         d = load_definition(ROOT / "benchmarks" / f"{name}.toml", full=full)
@@ -52,6 +54,8 @@ def test_shipped_definitions_are_valid(name):
     (('name = "t"', 'name = "../../evil"'), "key 'name' = '../../evil' must be a non-empty file-name-safe string"),
     (('name = "t"', 'name = ""'), "key 'name' = '' must be a non-empty"),
     (("seeds = 2", "seeds = 2\ntop_k = 5"), "unknown key 'top_k'"),  # a rank key in a search definition
+    (("budget = 30", "budget = 100000000"), "key 'budget' = 100000000 is more than this machine can run"),
+    (("seeds = 2", "seeds = 2\nworkers = 1000"), "key 'workers' = 1000 is more than this machine can run"),
 ])
 def test_malformed_definitions_name_file_key_problem(tmp_path, change, msg):
     path = _write(tmp_path, GOOD.replace(*change))
@@ -136,3 +140,68 @@ def test_harness_bench_runs_every_cheap_kind_in_one_call(tmp_path):
     for table, n in (("runs", 2 * 5), ("summary", 2), ("rank", 1), ("memory", 1), ("throughput", 2)):
         assert len(store.read(table)) == n, table
     assert (tmp_path / "res" / "leaderboard.md").exists()
+
+
+def test_unwritable_results_folder_fails_before_any_work(tmp_path):
+    blocker = tmp_path / "res"
+    blocker.write_text("a file where the results folder should be")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(_write(tmp_path, GOOD)), "--results",
+                        str(blocker)], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot write there" in r.stderr and blocker.read_text().startswith("a file")
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "runs").write_text("not a folder")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(_write(tmp_path, GOOD)), "--results",
+                        str(tmp_path / "ok")], capture_output=True, text=True)
+    assert r.returncode == 2 and "is a file, expected a folder" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["runs"]  # nothing else written
+
+
+def test_trained_vs_table_agreement_rows():
+    """The train kind's comparison of trained accuracies with the table (values given here, so the
+    expected correlations are computed independently from the table's own columns)."""
+    from scipy.stats import kendalltau
+
+    from harness.bench.kinds.train import _against_table
+    from harness.tabular import get_table
+
+    defn = load_definition(ROOT / "benchmarks" / "nb201-trained-vs-table.toml")
+    table, archs = get_table("nb201"), [int(a) for a in defn["arch_list"]]
+    trained = [50.0, 61.0, 60.0, 75.0, 70.0, 80.0, 79.0, 85.0]
+    rows = [{"space": "nb201", "arch_str": table.arch_str(a), "val_acc": v, "test_acc": 0.0, "epochs": 12}
+            for a, v in zip(archs, trained)]
+    out = {r["truth"]: r for r in _against_table(defn, "cifar10", rows, "train:original")}
+    assert set(out) == {"test_acc@200", "val_acc@12"}
+    val12 = [table.lookup(a, "cifar10", "val_acc", 12) for a in archs]
+    assert out["val_acc@12"]["krocc"] == pytest.approx(kendalltau(trained, val12).statistic)
+    assert out["val_acc@12"]["mean_offset"] == pytest.approx(np.mean(np.array(trained) - val12))
+    assert out["test_acc@200"]["n"] == 8 and out["test_acc@200"]["selection"] == "listed-8"
+    short = [{**r, "epochs": 4} for r in rows]  # no 4-epoch column in the table: ground truth only
+    assert [r["truth"] for r in _against_table(defn, "cifar10", short, "train:original")] == ["test_acc@200"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_every_finished_trial_and_says_so_in_one_line(tmp_path):
+    import signal
+
+    text = (GOOD.replace('proxies = ["nb201-12ep-val"]', 'proxies = ["train:original"]')
+            .replace("budget = 30", "budget = 40").replace("seeds = 2", "seeds = 1").replace('"rea", "random"', '"random"')
+            .replace('datasets = ["cifar100"]', 'datasets = ["cifar10"]')
+            + '[train]\nlimit = 64\nbatch_size = 64\nepochs = { original = 1 }\n')
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "bench", str(_write(tmp_path, text)), "--results",
+                             str(tmp_path / "res")], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    finished = 0
+    for line in proc.stderr:  # one line per finished training (stderr is not a terminal)
+        finished += line.startswith("trained ")
+        if finished == 3:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert rest.strip().splitlines()[-1] == f"harness bench: interrupted; every finished result is kept in {tmp_path / 'res'}"
+    store = ResultsStore(tmp_path / "res")
+    runs, trained = store.read("runs"), store.read("train")
+    # the 3rd training may be cut between its log line and its trial finishing
+    assert 2 <= len(runs) < 40 and sorted(runs["trial"]) == list(range(len(runs)))  # finished trials, no gap
+    assert runs["interrupted"].all() and store.read("summary") is None  # the run is marked, not summarised
+    assert set(runs["arch_str"]) <= set(trained["arch_str"])  # every scored trial's training row is there

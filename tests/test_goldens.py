@@ -48,8 +48,8 @@ def test_tiny_training_unchanged(tmp_path):
     ckpt = tmp_path / "bb.pt"
     meta = pretrain("resnet32", data, ckpt, cfg=BACKBONE.with_(epochs=1, batch_size=64), progress=False)
     assert {"val_acc": meta["val_acc"], "test_acc": meta["test_acc"]} == GOLDEN["pretrain"]
-    configs = {"original": ORIGINAL.with_(epochs=1, batch_size=64),
-               "tr-net-5-5": TR_NET.with_(epochs=2, warmup_epochs=1, batch_size=64)}
+    configs = {"original": ORIGINAL.with_(epochs=1, batch_size=64).with_mode("fp32"),  # goldens are fp32
+               "tr-net-5-5": TR_NET.with_(epochs=2, warmup_epochs=1, batch_size=64).with_mode("fp32")}
     for method, cfg in configs.items():
         row = train_candidate(space, GOLDEN["train_arch"], method, data, cfg=cfg, backbone=ckpt, seed=0,
                               progress=False)

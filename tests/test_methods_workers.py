@@ -90,10 +90,11 @@ def test_optimize_to_budget_counts_every_trial_and_reraises_failures(tmp_path):
     with pytest.raises(ValueError, match="on purpose"):
         optimize_to_budget(study, failing_objective, 20, lock)
     assert study.trials[12].state == TrialState.FAIL
-    # The failed trial used up one unit of budget; an enqueued (waiting) one does not count.
+    # The failed trial uses no budget (the study ends with `budget` COMPLETE trials); an enqueued
+    # (waiting) one is asked first and counts once.
     study.enqueue_trial(NB201.to_params(("none",) * 6))
-    assert optimize_to_budget(study, objective, 15, lock) == [13, 14]
-    assert len(study.trials) == 15
+    assert optimize_to_budget(study, objective, 15, lock) == [13, 14, 15]
+    assert len(study.trials) == 16 and sum(t.state == TrialState.COMPLETE for t in study.trials) == 15
     assert NB201.from_params(study.trials[13].params) == ("none",) * 6
     assert study.trials[13].value == 0.0
 
@@ -135,7 +136,7 @@ def test_stateful_samplers_get_one_seed_per_worker_rea_shares_its_seed():
     ({"lock_path": "LOCK"}, "clashes with the journal file"),
 ])
 def test_bad_arguments_fail_before_anything_starts(tmp_path, kwargs, match):
-    args = {"n_workers": 2, "storage_path": tmp_path / "j.log", "study_name": "s",
+    args = {"n_workers": 2, "storage": tmp_path / "j.log", "study_name": "s",
             "objective_ref": f"{THIS}:failing_objective", "budget": 5}
     if kwargs.get("lock_path") == "LOCK":
         kwargs = {"lock_path": tmp_path / "j.log.lock"}

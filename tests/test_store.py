@@ -104,7 +104,8 @@ def test_unknown_table_empty_rows_and_rows_lacking_columns(tmp_path):
     with pytest.raises(HarnessError, match="lack required column.*wall_s"):
         store.append("train", [{"method": "a", "dataset": "d"}])
     assert not (tmp_path / "train").exists() or not list((tmp_path / "train").iterdir())
-    assert set(TABLES) == {"runs", "summary", "rank", "train", "memory", "throughput", "cka"}
+    assert set(TABLES) >= {"runs", "summary", "rank", "train", "memory", "throughput", "cka"}
+    assert all(spec.folder == name for name, spec in TABLES.items())  # one folder per table, by name
     assert all(spec.required and spec.description for spec in TABLES.values())
 
 

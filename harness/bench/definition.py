@@ -9,14 +9,20 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
 
 ``search``      Optuna query search: ``datasets``, ``samplers``, ``budget``, ``seeds``,
                 ``seed_offset``, ``workers``, ``proxies`` (each searched separately),
-                ``[sampler_options.<sampler>]``, ``[train]``, ``[backbone]``.
+                ``[sampler_options.<sampler>]``, ``[train]``, ``[backbone]``, ``storage`` (a
+                database URL or journal file shared by workers on many machines), ``delay_s``
+                (seconds each evaluation waits: emulates an expensive proxy).
 ``rank``        rank correlation vs the ground truth (paper Tables 1/3): ``datasets``,
                 ``proxies``, ``sample``, ``draws``, ``top_k``, ``ties``, ``seed``; table proxies
-                are scored on every architecture, training proxies on ``train.archs`` random ones.
+                are scored on every architecture, training proxies on ``train.archs`` random ones,
+                zero-cost proxies (``zc:<measure>``) on ``sample`` random ones, each timed alone on
+                the first ``zc_timed`` of them.
 ``memory``      bytes saved for backward, Original vs Tr-Net-i-j (paper Table 2): ``batch_size``,
-                ``archs`` (random architectures besides the all-conv one), ``seed``, ``i``, ``j``.
+                ``archs`` (random architectures besides the all-conv one), ``seed``, ``i``, ``j``,
+                ``supernet`` (true: the space's supernet vs Tr-Supernet-i-j, e.g. DARTS Table 5).
 ``throughput``  training images/s, Original vs Tr-Net-i-j, interleaved: ``archs`` (random),
-                ``batch_size``, ``steps``, ``threads``, ``i``, ``j``.
+                ``batch_size``, ``steps``, ``threads``, ``i``, ``j``, ``modes`` (recipe.MODES),
+                ``methods`` (original, tr-net).
 ``cka``         CKA of backbone blocks vs candidate cells (paper Figs. 1/2): ``archs`` (random
                 count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``,
                 ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``).
@@ -26,6 +32,8 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
 from __future__ import annotations
 
 import copy
+import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,35 +42,50 @@ import tomllib
 
 from harness import HarnessError
 from harness.analysis.rank import TIES
-from harness.backbones.resnet import BACKBONES
+from harness.backbones.resnet import BACKBONES, SHORTCUTS
+from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.query.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
 from harness.tabular.nb201 import DATASETS
+from harness.train.recipe import COSINE_PERIODS, MODES, PRECISIONS
+from harness.transfer.splice import PREFIX_BN
 
 _STR, _INT, _BOOL, _FLOAT = str, int, bool, (int, float)
 _LIST_STR = "list[str]"
+_LIST_INT = "list[int]"
 _TABLE = "table"
 
 TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT, "batch_size": _INT, "cutout": _INT, "archs": _INT,
-                "epochs": {"*": _INT}, "warmup": {"*": _INT}, "on_miss": _STR, "seed": _INT}
-BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR}
+                "epochs": {"*": _INT}, "warmup": {"*": _INT}, "on_miss": _STR, "seed": _INT,
+                "cosine_period": _STR, "network": {"*": (int, float, bool)}, "precision": _STR, "channels_last": _BOOL}
+BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR, "shortcut": _STR,
+                   "allow_overlap": _BOOL, "prefix_bn": _STR}
+#: DARTS+PT settings (harness.methods.oneshot.bilevel.SearchConfig); warmup per supernet name.
+ONESHOT_SCHEMA = {"epochs": _INT, "warmup": {"*": _INT}, "tune_epochs": _INT, "project_every": _INT,
+                  "batch_size": _INT, "cutout": _INT, "order": _STR, "train_portion": _FLOAT,
+                  "hessian_every": _INT, "hessian_batch": _INT, "power_iters": _INT, "select_limit": _INT}
 COMMON = {"name": _STR, "kind": _STR, "description": _STR, "space": _STR, "full": _TABLE}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "search": {"datasets": _LIST_STR, "samplers": _LIST_STR, "budget": _INT, "seeds": _INT, "seed_offset": _INT,
-               "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE},
+               "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE}, "storage": _STR, "delay_s": _FLOAT,
                "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
     "rank": {"datasets": _LIST_STR, "proxies": _LIST_STR, "table": _STR, "sample": _INT, "draws": _INT, "top_k": _INT,
-             "ties": _STR, "seed": _INT, "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
-    "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT, "backbone": BACKBONE_SCHEMA},
+             "ties": _STR, "seed": _INT, "zc_timed": _INT, "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
+    "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT,
+               "supernet": _BOOL, "backbone": BACKBONE_SCHEMA},
     "throughput": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "steps": _INT, "threads": _INT, "seed": _INT, "i": _INT,
-                   "j": _INT, "backbone": BACKBONE_SCHEMA},
+                   "j": _INT, "modes": _LIST_STR, "methods": _LIST_STR, "out": _STR,
+                   "backbone": BACKBONE_SCHEMA},
     "cka": {"datasets": _LIST_STR, "archs": _INT, "arch_list": _LIST_STR, "n_eval": _INT, "eval_batch_size": _INT,
             "supernet": _BOOL, "keep_networks": _BOOL, "seed": _INT, "out": _STR, "train": TRAIN_SCHEMA,
             "backbone": BACKBONE_SCHEMA},
     "train": {"datasets": _LIST_STR, "arch_list": _LIST_STR, "proxies": _LIST_STR, "train": TRAIN_SCHEMA,
               "backbone": BACKBONE_SCHEMA},
+    "oneshot": {"datasets": _LIST_STR, "supernets": _LIST_STR, "seeds": _INT, "seed_offset": _INT,
+                "warmups": _LIST_INT, "cutouts": _LIST_INT, "search": ONESHOT_SCHEMA,
+                "train": {"data": _STR, "device": _STR, "limit": _INT}, "backbone": BACKBONE_SCHEMA},
 }
 KINDS = tuple(SCHEMAS)
 
@@ -71,21 +94,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "search": {"space": "nb201", "seeds": 1, "seed_offset": 0, "workers": 1, "proxies": ["nb201-12ep-val"],
                "sampler_options": {}, "train": {}, "backbone": {}},
     "rank": {"space": "nb201", "proxies": ["nb201-12ep-val"], "draws": 20, "ties": "drop", "seed": 0,
-             "train": {}, "backbone": {}},
-    "memory": {"space": "nb201", "batch_size": 256, "archs": 50, "seed": 0, "i": 5, "j": 5, "backbone": {}},
+             "zc_timed": 10, "train": {}, "backbone": {}},
+    "memory": {"space": "nb201", "batch_size": 256, "archs": 50, "seed": 0, "i": 5, "j": 5, "supernet": False,
+               "backbone": {}},
     "throughput": {"space": "nb201", "batch_size": 256, "archs": 1, "steps": 5, "threads": 0, "seed": 0,
-                   "i": 5, "j": 5, "backbone": {}},
+                   "i": 5, "j": 5, "modes": ["fp32"], "methods": ["original", "tr-net"], "backbone": {}},
     "cka": {"space": "nb201", "datasets": ["cifar10"], "archs": 3, "n_eval": 500, "eval_batch_size": 250,
             "supernet": False, "keep_networks": False, "seed": 0, "train": {}, "backbone": {}},
     "train": {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {},
               "backbone": {}},
+    "oneshot": {"space": "nb201", "datasets": ["cifar10"], "supernets": ["original", "tr-supernet-5-5"],
+                "seeds": 1, "seed_offset": 0, "warmups": [], "cutouts": [], "search": {}, "train": {},
+                "backbone": {}},
 }
 REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",), "memory": (),
-            "throughput": (), "cka": ("backbone",), "train": ("arch_list",)}
+            "throughput": (), "cka": ("backbone",), "train": ("arch_list",), "oneshot": ()}
 #: Integer keys that must be >= 1 (``limit``, ``archs``, ``epochs`` may be 0 where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
             "eval_batch_size", "i", "j")
-NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs")
+#: Sizes no run on one machine needs; larger ones would only hang it (a full-scale search is
+#: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
+UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
+         "batch_size": 65_536, "archs": 1_000_000, "steps": 100_000, "n_eval": 1_000_000}
+NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed")
 
 
 @dataclass
@@ -122,6 +153,8 @@ class Definition:
 def _type_ok(value: Any, spec: Any) -> bool:
     if spec == _LIST_STR:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if spec == _LIST_INT:
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if spec == _TABLE:
         return isinstance(value, dict)
     if spec is _INT:
@@ -130,7 +163,7 @@ def _type_ok(value: Any, spec: Any) -> bool:
 
 
 def _spec_name(spec: Any) -> str:
-    return {_LIST_STR: "a list of strings", _TABLE: "a table"}.get(spec, None) if isinstance(spec, str) \
+    return {_LIST_STR: "a list of strings", _LIST_INT: "a list of integers", _TABLE: "a table"}.get(spec, None) if isinstance(spec, str) \
         else ("a number" if isinstance(spec, tuple) else f"{'an' if spec is _INT else 'a'} {spec.__name__}")
 
 
@@ -203,6 +236,10 @@ def _validate(d: Definition) -> None:
         if value not in known:
             raise HarnessError(f"{src}: key {key!r} = {value!r} is unknown (known: {', '.join(map(str, known))})")
 
+    for key, most in UPPER.items():
+        if key in d.raw and isinstance(d.raw[key], int) and d.raw[key] > most:
+            raise HarnessError(f"{src}: key {key!r} = {d.raw[key]} is more than this machine can run "
+                               f"(at most {most:,}{' on its ' + str(os.cpu_count()) + ' cores' if key == 'workers' else ''})")
     name = d.name
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
         raise HarnessError(f"{src}: key 'name' = {name!r} must be a non-empty file-name-safe string "
@@ -212,6 +249,9 @@ def _validate(d: Definition) -> None:
             raise HarnessError(f"{src}: missing key {key!r} (needed by kind {d.kind!r})")
     one_of("space", d["space"], space_names())
     space = get_space(d["space"])
+    options = [p for p in inspect.signature(space.build_network).parameters if p not in ("arch", "num_classes")]
+    for key in d.get("train", {}).get("network", {}):
+        one_of("train.network", key, options)  # options of the space's build_network, e.g. darts C, layers
     if "datasets" in d:
         if not d["datasets"]:
             raise HarnessError(f"{src}: key 'datasets' must not be empty")
@@ -227,8 +267,24 @@ def _validate(d: Definition) -> None:
         if d.kind == "train" and kind != "train":
             raise HarnessError(f"{src}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
     train = d.get("train", {})
+    trains = [p for p in d.get("proxies", []) if proxy_kind(p) in ("train", "recorded")] or d.kind == "cka"
+    if trains and train.get("data", "embedded") == "embedded":
+        for ds in d.get("datasets", []):
+            if ds != "cifar10":  # the only images shipped: never stand in for another dataset
+                raise HarnessError(f"{src}: key 'datasets' = {ds!r} needs its images for real training: set "
+                                   "'train.data' to an .npz or a folder of official archives "
+                                   "(`harness data download`); only CIFAR-10 images are embedded")
     if "on_miss" in train:
         one_of("train.on_miss", train["on_miss"], ON_MISS)
+    if "cosine_period" in train:
+        one_of("train.cosine_period", train["cosine_period"], COSINE_PERIODS)
+    if "precision" in train:
+        one_of("train.precision", train["precision"], PRECISIONS)
+    if d.kind == "throughput":
+        for m in d["modes"]:
+            one_of("modes", m, MODES)
+        for m in d["methods"]:
+            one_of("methods", m, ("original", "tr-net"))
     for key in ("epochs", "warmup") if "proxies" in SCHEMAS[d.kind] else ():
         for method in train.get(key, {}):
             if f"train:{method}" not in d.get("proxies", []) and f"recorded:{method}" not in d.get("proxies", []):
@@ -236,9 +292,15 @@ def _validate(d: Definition) -> None:
                                    f"recorded:{method} in 'proxies'")
     if "name" in d.get("backbone", {}):
         one_of("backbone.name", d["backbone"]["name"], BACKBONES)
+    if "prefix_bn" in d.get("backbone", {}):
+        one_of("backbone.prefix_bn", d["backbone"]["prefix_bn"], PREFIX_BN)
+    if "shortcut" in d.get("backbone", {}):
+        one_of("backbone.shortcut", d["backbone"]["shortcut"], SHORTCUTS)
     if d.kind == "search":
         for s in d["samplers"]:
             one_of("samplers", s, SAMPLERS)
+        if d.get("delay_s", 0) < 0:
+            raise HarnessError(f"{src}: key 'delay_s' must be >= 0, got {d['delay_s']}")
         for s, options in d["sampler_options"].items():
             one_of("sampler_options", s, SAMPLERS)
             try:
@@ -247,7 +309,11 @@ def _validate(d: Definition) -> None:
                 raise HarnessError(f"{src}: key 'sampler_options.{s}': {e}") from None
     if d.kind == "rank":
         one_of("ties", d["ties"], TIES)
-        trained = [p for p in d["proxies"] if proxy_kind(p) != "table"]
+        trained = [p for p in d["proxies"] if proxy_kind(p) in ("train", "recorded")]
+        zero_cost = [p for p in d["proxies"] if proxy_kind(p) == "zero_cost"]
+        if zero_cost and "sample" not in d.raw:
+            raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
+                               f"zero-cost proxies {', '.join(zero_cost)} score")
         if trained and d["train"].get("archs", 0) < 2:
             raise HarnessError(f"{src}: key 'train.archs' must be >= 2 to rank the trained proxies "
                                f"{', '.join(trained)}")
@@ -258,5 +324,28 @@ def _validate(d: Definition) -> None:
             except HarnessError as e:
                 if d.kind != "cka" or not Path(a).is_file():
                     raise HarnessError(f"{src}: key 'arch_list': {e}") from None
+    if d.kind == "oneshot":
+        _validate_oneshot(d)
     if d.kind == "cka" and "checkpoint" not in d["backbone"]:
         raise HarnessError(f"{src}: key 'backbone.checkpoint' is needed by kind 'cka' (a pre-trained backbone)")
+
+
+def _validate_oneshot(d: Definition) -> None:
+    """Every supernet name, and the search settings each run would get (axes included)."""
+    for name in d["supernets"]:
+        try:
+            parse_supernet(name)
+        except HarnessError as e:
+            raise HarnessError(f"{d.source}: key 'supernets': {e}") from None
+    if not d["supernets"]:
+        raise HarnessError(f"{d.source}: key 'supernets' must not be empty")
+    for key in ("warmups", "cutouts"):
+        if any(v < 0 for v in d[key]):
+            raise HarnessError(f"{d.source}: key {key!r} must hold integers >= 0, got {d[key]}")
+    for supernet in d["supernets"]:
+        for warmup in d["warmups"] or [None]:
+            for cutout in d["cutouts"] or [None]:
+                try:
+                    config_from_table(d["search"], supernet, warmup, cutout)
+                except HarnessError as e:
+                    raise HarnessError(f"{d.source}: key 'search' ({supernet}): {e}") from None

@@ -2,7 +2,8 @@
 
 * a table proxy name (:data:`harness.proxies.table.TABLE_PROXIES`), e.g. ``nb201-12ep-val``;
 * ``train:<method>`` -- real training, ``method`` = ``original`` or ``tr-net-<i>-<j>``;
-* ``recorded:<method>`` -- replay of earlier ``train:<method>`` runs from the store.
+* ``recorded:<method>`` -- replay of earlier ``train:<method>`` runs from the store;
+* ``zc:<measure>`` -- a zero-cost proxy (:mod:`harness.proxies.zero_cost`), e.g. ``zc:synflow``.
 """
 from __future__ import annotations
 
@@ -17,28 +18,34 @@ from harness.proxies.base import Proxy
 from harness.proxies.settings import TRAIN_DATASET, TrainSettings, parse_method
 from harness.proxies.table import TABLE_PROXIES, TableProxy
 from harness.proxies.training import RecordedProxy, TrainProxy
+from harness.proxies.zero_cost import PREFIX as ZC_PREFIX
+from harness.proxies.zero_cost import ZERO_COST, ZeroCostProxy, check_measure
 from harness.runinfo import default_device
 from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore
 
-KINDS = ("table", "train", "recorded")
+KINDS = ("table", "train", "recorded", "zero_cost")
 
 
 def proxy_kind(name: str) -> str:
-    """``table``, ``train`` or ``recorded``; an unknown name is an error naming the known ones."""
+    """``table``, ``train``, ``recorded`` or ``zero_cost``; an unknown name is an error naming the known ones."""
     if name in TABLE_PROXIES:
         return "table"
+    if isinstance(name, str) and name.startswith(ZC_PREFIX):
+        check_measure(name[len(ZC_PREFIX):])
+        return "zero_cost"
     kind, sep, method = name.partition(":") if isinstance(name, str) else ("", "", "")
     if sep and kind in ("train", "recorded"):
         parse_method(method)
         return kind
     raise HarnessError(f"proxy {name!r}: unknown (known: {', '.join(TABLE_PROXIES)}, train:<method>, "
-                       "recorded:<method>; method = original or tr-net-<i>-<j>)")
+                       "recorded:<method>; method = original or tr-net-<i>-<j>; zc:<measure>, measure = "
+                       f"{', '.join(ZERO_COST)})")
 
 
 def proxy_method(name: str) -> "str | None":
-    """The training method of a train/recorded proxy (None for a table proxy)."""
-    return None if proxy_kind(name) == "table" else name.partition(":")[2]
+    """The training method of a train/recorded proxy (None for a table or zero-cost proxy)."""
+    return None if proxy_kind(name) in ("table", "zero_cost") else name.partition(":")[2]
 
 
 @dataclass
@@ -69,9 +76,13 @@ def make_proxy(name: str, ctx: ProxyContext) -> Proxy:
     kind = proxy_kind(name)
     if kind == "table":
         return TableProxy(name, ctx.space, ctx.dataset)
+    if kind == "zero_cost":
+        return ZeroCostProxy(ctx.space, name[len(ZC_PREFIX):], ctx.data, table_dataset=ctx.dataset,
+                             seed=ctx.train.seed, device=ctx.train.device)
     method = proxy_method(name)
     backbone = None if parse_method(method) is None else ctx.backbone_path()
-    trainer = TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method),
+    trainer = TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method, ctx.space.name),
                          backbone=backbone, seed=ctx.train.seed, store=ctx.store, progress=ctx.progress,
-                         meta=ctx.meta, allow_overlap=ctx.backbone.allow_overlap, prefix_bn=ctx.backbone.prefix_bn)
+                         meta=ctx.meta, allow_overlap=ctx.backbone.allow_overlap, prefix_bn=ctx.backbone.prefix_bn,
+                         network=ctx.train.network)
     return trainer if kind == "train" else RecordedProxy(trainer, on_miss=ctx.train.on_miss)

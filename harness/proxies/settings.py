@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from harness import HarnessError
-from harness.train.recipe import ORIGINAL, TR_NET, TrainConfig
+from harness.train.recipe import ORIGINAL, SPACE_RECIPES, TR_NET, TrainConfig
 
 _TR_NET = re.compile(r"^tr-net-(\d+)-(\d+)$")
 ON_MISS = ("train", "error")
@@ -44,13 +44,18 @@ class TrainSettings:
     warmup: dict = field(default_factory=dict)    # method -> warmup epochs
     cosine_period: "str | None" = None   # recipe.COSINE_PERIODS; None = the recipe's (all_epochs)
     on_miss: str = "train"         # recorded proxies: train a candidate never trained before, or error
+    network: dict = field(default_factory=dict)  # options for space.build_network (e.g. DARTS C, layers)
+    precision: "str | None" = None       # recipe.PRECISIONS; None = the recipe's
+    channels_last: "bool | None" = None  # None = the recipe's
     seed: int = 0
 
     def __post_init__(self):
         if self.on_miss not in ON_MISS:
             raise HarnessError(f"on_miss {self.on_miss!r}: expected one of {', '.join(ON_MISS)}")
 
-    def config(self, method: str) -> TrainConfig:
-        base = ORIGINAL if parse_method(method) is None else TR_NET
+    def config(self, method: str, space: str = "nb201") -> TrainConfig:
+        """The method's recipe (``original``: the space's own, e.g. DARTS_EVAL for darts) with overrides."""
+        base = SPACE_RECIPES.get(space, ORIGINAL) if parse_method(method) is None else TR_NET
         return base.with_(epochs=self.epochs.get(method), warmup_epochs=self.warmup.get(method),
-                          batch_size=self.batch_size, cutout=self.cutout, cosine_period=self.cosine_period)
+                          batch_size=self.batch_size, cutout=self.cutout, cosine_period=self.cosine_period,
+                          precision=self.precision, channels_last=self.channels_last)

@@ -27,6 +27,7 @@ from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore
 from harness.train.loop import TrainResult, train
 from harness.train.recipe import ORIGINAL, TR_NET, TrainConfig
+from harness.transfer.cache import PrefixFeatureCache
 from harness.transfer.splice import build_tr_net
 
 PRETRAIN_HINT = ("pre-train one first, e.g. `harness pretrain resnet32 --dataset cifar10-valid` "
@@ -91,27 +92,32 @@ def build_candidate(space: SearchSpace, arch: Any, method: str, num_classes: int
 def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
                   backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
                   progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
-                  network: "dict | None" = None) -> tuple[torch.nn.Module, TrainResult, dict]:
-    """Build and train one candidate -> (trained model, training result, backbone metadata)."""
+                  network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None
+                  ) -> tuple[torch.nn.Module, TrainResult, dict]:
+    """Build and train one candidate -> (trained model, training result, backbone metadata).
+    A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster)."""
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
     model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone, data.name, allow_overlap,
                                            prefix_bn, network)
     label = label or f"{method} {space.format(arch)}"
-    return model, train(model, data, cfg, seed=seed, label=label, progress=progress), backbone_info
+    evaluator = feature_cache.evaluator(data, cfg, backbone_info["backbone_sha256"]) \
+        if feature_cache is not None and backbone_info else None
+    return model, train(model, data, cfg, seed=seed, label=label, progress=progress,
+                        evaluator=evaluator), backbone_info
 
 
 def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
                     cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
                     progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
-                    network: "dict | None" = None) -> dict:
+                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None) -> dict:
     """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
     arch = space.canonical(arch)
     arch_str = space.format(arch)
     cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
     _, r, backbone_info = train_network(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed,
                                         progress=progress, allow_overlap=allow_overlap, prefix_bn=prefix_bn,
-                                        network=network)
+                                        network=network, feature_cache=feature_cache)
     index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
         "space": space.name, "arch_str": arch_str, "arch_index": index, "method": method, "dataset": data.name,
@@ -151,13 +157,15 @@ class TrainProxy:
         self.meta, self.allow_overlap, self.prefix_bn = dict(meta or {}), allow_overlap, prefix_bn
         self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
         self.store, self.progress = store, progress
+        self.feature_cache = PrefixFeatureCache()  # evaluation features of the frozen prefix, for all candidates
         self.name = f"train:{method}"
         self._truth = GroundTruth(space, table_dataset)
 
     def train_row(self, arch: Any) -> dict:
         row = {**train_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
                                  seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
-                                 prefix_bn=self.prefix_bn, network=self.network), **self.meta}
+                                 prefix_bn=self.prefix_bn, network=self.network,
+                                 feature_cache=self.feature_cache), **self.meta}
         if self.store is not None:
             self.store.append("train", [row])
         return row

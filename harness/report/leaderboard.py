@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.markdown import markdown_table, mb, num, pm, ratio, seconds
+from harness.report.oneshot import oneshot_section
+from harness.report.proxies import proxies_section
 from harness.report.query import (
     RANK_KEY,
     REPORT_TABLES,
@@ -48,7 +50,7 @@ from harness.store.files import write_text
 from harness.tabular.nb201 import DATASETS
 
 LEADERBOARD = "leaderboard.md"
-PLOTS = ("rea_anytime.png", "memory.png")
+PLOTS = ("rea_anytime.png", "memory.png", "oneshot_memory.png", "oneshot_eigenvalues.png")
 
 
 def _bench_label(name) -> str:
@@ -266,7 +268,8 @@ def throughput_section(throughput: "pd.DataFrame | None") -> str:
 #: Sections over further tables, each in its own module under harness/report/: (table, render)
 #: where ``render(rows or None) -> markdown`` ("" = nothing to show). Shown after the memory and
 #: throughput sections, in this order.
-EXTRA_SECTIONS: tuple[tuple[str, Callable[["pd.DataFrame | None"], str]], ...] = ()
+EXTRA_SECTIONS: tuple[tuple[str, Callable[["pd.DataFrame | None"], str]], ...] = (("rank", proxies_section),
+                                                                            ("oneshot", oneshot_section))
 
 
 def build_leaderboard(results_dir: "str | Path") -> str:

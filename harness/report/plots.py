@@ -15,6 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness import HarnessError
+from harness.report.oneshot import write_oneshot_plots
+from harness.report.proxies import write_proxy_plot
 from harness.report.query import SAMPLER_ORDER, anytime_curves, col, order_values, read_results, search_results
 from harness.store.files import write_png
 from harness.tabular.nb201 import DATASETS
@@ -155,5 +157,7 @@ def write_plots(results_dir: "str | Path") -> list[Path]:
         memory = summary
     if memory is not None:
         written.append(plot_memory(memory, results_dir / MEMORY))
+    written += write_proxy_plot(results_dir)
+    written += write_oneshot_plots(results_dir)
     return written
 

@@ -5,7 +5,10 @@
 * ``PAPER_METHOD[proxy]`` -- which paper column a harness proxy corresponds to;
 * ``SELECTION_TABLE[selection]`` -- which paper table a rank selection corresponds to;
 * ``NB201_REA[dataset]`` -- NB201 paper (Dong & Yang 2020, Table 5) REA test accuracy;
-* ``PAPER_MEMORY`` -- Transfer-NAS paper Table 2, GPU memory while training (GB).
+* ``DARTSPT_TABLE4[supernet][dataset]`` -- Transfer-NAS paper Table 4, DARTS+PT test accuracy;
+* ``PAPER_MEMORY`` -- Transfer-NAS paper Table 2, GPU memory while training (GB);
+* ``ZERO_COST_SROCC[dataset][proxy]`` -- Abdelfattah et al. (ICLR 2021), Spearman's rho of each
+  zero-cost proxy over all NB201 architectures (:func:`published_srocc`).
 """
 from __future__ import annotations
 
@@ -35,6 +38,16 @@ PAPER_METHOD: dict[str, str] = dict(_REF["proxy_method"])
 SELECTION_TABLE: dict[str, str] = dict(_REF["selection_table"])
 NB201_REA: dict[str, str] = dict(_REF["nb201_rea"])
 PAPER_MEMORY: dict[str, float] = dict(_REF["memory_table2"])
+#: Transfer-NAS paper Table 4: DARTS+PT test accuracy on NB201, [supernet][dataset].
+DARTSPT_TABLE4: dict[str, dict[str, float]] = {k: {ds: float(v) for ds, v in vals.items()}
+                                               for k, vals in _REF["dartspt_table4"].items()}
+ZERO_COST_SROCC: dict[str, dict[str, float]] = {ds: {p: float(v) for p, v in vals.items()}
+                                                for ds, vals in _REF["zero_cost_srocc"].items()}
+
+
+def published_srocc(proxy: str, dataset: str) -> "float | None":
+    """The published Spearman's rho of a zero-cost proxy on ``dataset`` (all NB201 archs), or None."""
+    return ZERO_COST_SROCC.get(dataset, {}).get(proxy)
 
 
 def paper_rank(proxy: str, selection: str, dataset: str) -> "tuple[str, str, tuple[float, float]] | None":

@@ -66,8 +66,19 @@ _SPECS = (
     TableSpec("zero_cost", "zero_cost", ("proxy", "arch_str", "value"),
               "one row per architecture x zero-cost proxy of a rank run: proxy (zc:<measure>), arch_str, "
               "arch_index, dataset, value, ground_truth, wall_s (alone; NaN where not timed), joint_s, device"),
+    TableSpec("coordination", "coordination", ("storage", "workers", "trials", "trials_per_s"),
+              "one row per storage x worker count of scripts/coordination.py: trials per second of one study on "
+              "the tabular proxy, ask_s / tell_s latency quantiles (median, p95) of the budget-locked ask and the "
+              "claim + row + tell"),
     TableSpec("cka", "cka", ("network", "cell", "block", "cka"),
               "one row per (network, NAS cell, backbone block): linear CKA similarity (paper Figs. 1-2)"),
+    TableSpec("oneshot", "oneshot", ("run_id", "dataset", "supernet", "arch_str", "test_acc", "search_s"),
+              "one row per DARTS+PT search run (paper Table 4, Figs. 5-6): supernet, found arch_str, its "
+              "200-epoch test_acc, search_s = train_s + select_s, epoch_s, saved_bytes, cuda_peak_bytes, "
+              "hessian (JSON [phase, epoch, eig, eig_power]), projections, seed, config"),
+    TableSpec("oneshot_epochs", "oneshot_epochs", ("run_id", "supernet", "phase", "epoch"),
+              "one row per DARTS+PT epoch: phase (search | tune), lr, train_loss, epoch_s, eig / eig_power "
+              "(dominant Hessian eigenvalue w.r.t. alpha, NaN when not computed; paper Fig. 9)"),
 )
 #: Every results table, by name.
 TABLES: dict[str, TableSpec] = {s.name: s for s in _SPECS}

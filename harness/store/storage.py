@@ -1,28 +1,79 @@
-"""Where an Optuna study lives: in memory, a journal file, or a database.
+"""Where an Optuna study lives, and the lock that keeps its trial budget exact.
 
 * ``None`` -> ``None`` (Optuna's in-memory storage, one process);
 * a plain file path -> :class:`optuna.storages.JournalStorage` over a
   :class:`~optuna.storages.journal.JournalFileBackend` (Optuna's append-only multi-process file
-  storage; the parent folder is created);
+  storage, one machine or a file system with working ``fcntl`` locks; the parent folder is created);
 * ``postgresql://``, ``mysql://`` or ``sqlite://`` URLs (driver suffixes such as
-  ``postgresql+psycopg2://`` included) -> :class:`optuna.storages.RDBStorage`, which works
-  across machines.
+  ``postgresql+psycopg2://`` included) -> :class:`optuna.storages.RDBStorage`. PostgreSQL and
+  MySQL work across machines (Optuna's recommendation for distributed studies); SQLite must not be
+  shared between processes.
+
+:class:`StudyLock` serialises "count the study's trials, then ask for one" across every worker of
+one study: a PostgreSQL transaction-level advisory lock (``pg_advisory_xact_lock``), a MySQL named
+lock (``GET_LOCK``), or an exclusive ``fcntl`` lock on ``<file>.budget.lock`` for journal files and
+SQLite. A worker that dies while holding it releases it (the server ends its session / the kernel
+closes its file).
 """
 from __future__ import annotations
 
+import fcntl
 import re
+import threading
+import zlib
 from pathlib import Path
 
 import optuna
+import sqlalchemy
+import sqlalchemy.exc
 
 from harness import HarnessError
 
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+#: Connections per worker process in Optuna's pool: the worker loop and its heartbeat thread.
+POOL_SIZE = 2
+#: First key of every advisory lock this harness takes (ASCII "hNAS"), so it cannot collide with
+#: another application's single-key locks on the same server.
+_LOCK_CLASS = 0x684E4153
+#: Errors that mean "the database went away": retried with backoff by the workers.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
-def optuna_storage(url: "str | Path | None") -> "optuna.storages.BaseStorage | None":
-    """The Optuna storage for ``url`` (see the module docstring)."""
+def storage_kind(url: "str | Path | None") -> str:
+    """``"memory"``, ``"journal"``, ``"sqlite"`` or ``"server"`` (PostgreSQL / MySQL)."""
+    if url is None:
+        return "memory"
+    m = _URL.match(str(url).strip())
+    if not m:
+        return "journal"
+    scheme = m.group(1).lower().split("+")[0]
+    return "sqlite" if scheme == "sqlite" else "server"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())[:300]
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)
+
+
+def _engine_kwargs(text: str, pool_size: int) -> dict:
+    kwargs: dict = {"pool_pre_ping": True}  # a connection the server closed is replaced, not used
+    scheme = text.split("://", 1)[0].lower()
+    if not scheme.startswith("sqlite"):
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+    if scheme.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
+
+
+def optuna_storage(url: "str | Path | None", *, pool_size: int = POOL_SIZE) -> "optuna.storages.BaseStorage | None":
+    """The Optuna storage for ``url`` (see the module docstring); database URLs are connected to
+    here, so an unreachable server or a rejected login is a :class:`HarnessError` at once."""
     if url is None:
         return None
     if not isinstance(url, (str, Path)):
@@ -37,10 +88,9 @@ def optuna_storage(url: "str | Path | None") -> "optuna.storages.BaseStorage | N
             raise HarnessError(f"optuna storage {text!r}: unsupported scheme {scheme!r}; "
                                f"expected {', '.join(s + '://' for s in RDB_SCHEMES)} or a file path")
         try:
-            return optuna.storages.RDBStorage(text)
+            return optuna.storages.RDBStorage(text, engine_kwargs=_engine_kwargs(text, pool_size))
         except Exception as e:  # sqlalchemy / driver errors: bad URL, missing driver, unreachable server
-            msg = " ".join(f"{type(e).__name__}: {e}".split())
-            raise HarnessError(f"optuna storage {text!r}: cannot open ({msg[:300]})") from None
+            raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({_one_line(e)})") from None
     path = Path(text)
     if path.is_dir():
         raise HarnessError(f"optuna storage {text!r}: is a folder; expected a journal file path")
@@ -50,3 +100,107 @@ def optuna_storage(url: "str | Path | None") -> "optuna.storages.BaseStorage | N
     except OSError as e:
         raise HarnessError(f"optuna storage {text!r}: cannot create the journal file ({e.strerror or e})") from None
     return optuna.storages.JournalStorage(backend)
+
+
+def load_study(url: "str | Path", study_name: str, **kwargs) -> optuna.Study:
+    """:func:`optuna.load_study`, with a missing study as a :class:`HarnessError` naming it."""
+    storage = optuna_storage(url) if isinstance(url, (str, Path)) else url
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage, **kwargs)
+    except KeyError:
+        where = redact(str(url)) if isinstance(url, (str, Path)) else "the storage"
+        raise HarnessError(f"study {study_name!r}: does not exist in {where!r}") from None
+
+
+_LOCK_ENGINES: dict[str, sqlalchemy.Engine] = {}
+
+
+class LockLost(RuntimeError):
+    """The database session holding a study lock ended before the lock was released."""
+
+
+class StudyLock:
+    """An exclusive, re-usable lock per (storage, study) shared by every process of that study.
+
+    ``with lock: ...`` blocks until no other worker holds it. For database servers it opens its own
+    one-connection engine (``pool_pre_ping``: a connection the server closed is replaced); if that
+    session dies inside the ``with`` block, leaving it raises :class:`LockLost`, since another
+    worker may have held the lock meanwhile.
+    """
+
+    def __init__(self, url: "str | Path | None", study_name: str, lock_path: "str | Path | None" = None):
+        """``lock_path`` forces an ``fcntl`` lock on that file (one machine); in-memory studies
+        (``url`` None) get a thread lock."""
+        self.kind = "file" if lock_path is not None else storage_kind(url)
+        self.study_name = study_name
+        self._key = zlib.crc32(study_name.encode()) - 2**31  # signed int4 for PostgreSQL
+        self._engine = None
+        self._thread_lock = threading.Lock()
+        self._conn = None
+        self._file = None
+        if self.kind == "server":
+            text = str(url).strip()
+            self.dialect = text.split("://", 1)[0].lower().split("+")[0]
+            if text not in _LOCK_ENGINES:  # one lock connection per process and server, whatever the study
+                try:
+                    _LOCK_ENGINES[text] = sqlalchemy.create_engine(text, **_engine_kwargs(text, 1))
+                except Exception as e:
+                    raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({_one_line(e)})") from None
+            self._engine = _LOCK_ENGINES[text]
+        elif self.kind in ("journal", "sqlite", "file"):
+            if lock_path is None:
+                # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+                base = Path(str(url).split("://", 1)[1][1:] if self.kind == "sqlite" else str(url))
+                # Not "<journal>.lock": Optuna's own journal lock uses that name.
+                lock_path = base.with_name(base.name + ".budget.lock")
+            self.lock_path = Path(lock_path)
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> "StudyLock":
+        self._thread_lock.acquire()
+        try:
+            if self.kind == "server":
+                self._conn = self._engine.connect()
+                if self.dialect == "postgresql":
+                    self._conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                                       {"a": _LOCK_CLASS, "b": self._key})
+                else:  # MySQL: a named lock of the session, released explicitly (or when it ends)
+                    self._conn.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"),
+                                       {"n": f"harness:{self.study_name}"[:64]})
+            elif self.kind != "memory":
+                self._file = open(self.lock_path, "a")
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._release(failed=True)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release(failed=False)
+
+    def _release(self, failed: bool) -> None:
+        try:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                try:
+                    if failed:
+                        conn.rollback()
+                    else:
+                        if self.dialect != "postgresql":
+                            conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"),
+                                         {"n": f"harness:{self.study_name}"[:64]})
+                        conn.commit()  # ends the transaction: PostgreSQL drops the xact lock here
+                except sqlalchemy.exc.SQLAlchemyError as e:
+                    conn.invalidate()  # the server ended the session: the lock is gone with it
+                    if not failed:
+                        raise LockLost(f"study lock of {self.study_name!r}: session lost ({_one_line(e)})") from None
+                finally:
+                    try:
+                        conn.close()
+                    except sqlalchemy.exc.SQLAlchemyError:
+                        pass
+            if self._file is not None:
+                f, self._file = self._file, None
+                f.close()  # closing the descriptor drops the flock
+        finally:
+            self._thread_lock.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,19 +46,62 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
                            weight_decay=cfg.weight_decay)
 
 
+def training_loss(out, y: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Cross-entropy of the logits; a model returning ``(logits, aux_logits)`` (DARTS networks in
+    train mode) adds ``cfg.auxiliary_weight`` x the auxiliary head's (reference ``cnn/train.py``)."""
+    if isinstance(out, tuple):
+        logits, aux = out
+        loss = F.cross_entropy(logits, y)
+        return loss + cfg.auxiliary_weight * F.cross_entropy(aux, y) if cfg.auxiliary_weight > 0 else loss
+    return F.cross_entropy(out, y)
+
+
+def set_drop_path(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None:
+    """DARTS drop-path schedule: ``drop_path_prob * epoch / epochs`` on every submodule that has a
+    ``drop_path_prob`` attribute (a network, or a Tr-Net's tail); nothing for other models."""
+    if cfg.drop_path_prob > 0:
+        for m in model.modules():
+            if hasattr(m, "drop_path_prob"):
+                m.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+
+
+def clip_gradients(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(trainable_parameters(model), cfg.grad_clip)
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """The recipe's arithmetic on any device: bf16 autocast for ``precision="bf16"`` (weights and
+    optimizer state stay fp32), nothing for fp32."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
+def in_format(t: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """A batch in the recipe's memory format (NHWC with ``channels_last``)."""
+    return t.contiguous(memory_format=torch.channels_last) if cfg.channels_last and t.dim() == 4 else t
+
+
+def prepare(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
+    """The model in the recipe's memory format (its parameters and buffers, in place)."""
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig):
     """A closure doing one training step of the loop on ``(x, y)``: forward, cross-entropy,
     backward, the recipe's optimizer step. On CUDA it synchronises, so a timer around it measures
     the step."""
+    prepare(model, cfg)
+    x = in_format(x, cfg)
     opt = make_optimizer(model, cfg)
     cuda = x.device.type == "cuda"
 
     def step() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=cfg.amp and cuda):
-            loss = F.cross_entropy(model(x), y)
+        with autocast(cfg, x.device):
+            loss = training_loss(model(x), y, cfg)
         loss.backward()
+        clip_gradients(model, cfg)
         opt.step()
         if cuda:
             torch.cuda.synchronize(x.device)
@@ -65,35 +109,56 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg:
     return step
 
 
+_FP32 = TrainConfig()
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: "Split | None", data: Dataset, batch_size: int = 512) -> "float | None":
-    """Top-1 accuracy in percent (None when the split does not exist)."""
+def evaluate(model: torch.nn.Module, split: "Split | None", data: Dataset, batch_size: int = 512,
+             cfg: "TrainConfig | None" = None) -> "float | None":
+    """Top-1 accuracy in percent (None when the split does not exist), in ``cfg``'s precision and
+    memory format (fp32 contiguous without one)."""
     if split is None:
         return None
+    cfg = cfg or _FP32
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=split.x.device)
     for x, y in batches(split, batch_size, train=False, mean=data.mean, std=data.std):
-        correct += (model(x).argmax(1) == y).sum()
+        with autocast(cfg, x.device):
+            correct += (model(in_format(x, cfg)).argmax(1) == y).sum()
     model.train(was_training)
     return 100.0 * correct.item() / len(split)
 
 
+#: Steps between host checks of the divergence flag on CUDA (reading it synchronises); CPU checks every step.
+CUDA_CHECK_EVERY = 50
+
+
+def _diverged(label: str, first: torch.Tensor, steps: int) -> TrainingDiverged:
+    g, loss = int(first[0].item()), first[1].item()
+    return TrainingDiverged(f"{label}: loss is {loss} at epoch {g // steps + 1}, step {g % steps + 1}; "
+                            "no result recorded")
+
+
 def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int, label: str = "model",
-          progress: bool = True) -> TrainResult:
-    """Train ``model`` on ``data.train`` with ``cfg``; evaluate on ``data.valid`` and ``data.test``.
+          progress: bool = True, evaluator: "Callable | None" = None,
+          check_every: "int | None" = None) -> TrainResult:
+    """Train ``model`` on ``data.train`` with ``cfg``; evaluate on ``data.valid`` and ``data.test``
+    (with ``evaluator(model, split_name)`` when given, e.g. a Tr-Net over cached prefix features).
 
     Only parameters with ``requires_grad`` reach the optimizer, so a Tr-Net's frozen prefix is
-    never updated. Raises :class:`TrainingDiverged` naming ``label``, epoch and step on a NaN loss.
+    never updated. Raises :class:`TrainingDiverged` naming ``label``, epoch and step of the first
+    non-finite loss. The check reads a device-side flag every ``check_every`` steps (default: every
+    step on CPU, :data:`CUDA_CHECK_EVERY` on CUDA, so steps do not wait for the host) and at epoch end.
     """
     device = data.train.x.device
     cuda = device.type == "cuda"
+    check_every = check_every or (CUDA_CHECK_EVERY if cuda else 1)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = model.to(device)
-    if cfg.channels_last and cuda:
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare(model.to(device), cfg)
     opt = make_optimizer(model, cfg)
+    first_bad = torch.tensor([-1.0, 0.0], device=device)  # (global step, loss) of the first non-finite loss
     steps = steps_per_epoch(len(data.train), cfg.batch_size)
     counter = SavedTensorCounter(model)  # parameters are resident anyway: count activations only
     history, loss_sum, seen, step = [], torch.zeros((), device=device), 0, 0
@@ -102,34 +167,41 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     bar = progress_bar(cfg.epochs * steps, label, progress)
+    if evaluator is None:
+        def evaluator(m: torch.nn.Module, name: str) -> "float | None":
+            return evaluate(m, getattr(data, name), data, cfg=cfg)
     model.train()
     for epoch in range(cfg.epochs):
         loss_sum.zero_()
+        set_drop_path(model, cfg, epoch)
         for i, (x, y) in enumerate(batches(data.train, cfg.batch_size, train=True, mean=data.mean,
                                            std=data.std, pad=data.pad, cutout=cfg.cutout, generator=gen)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, epoch, i / steps)
-            if cfg.channels_last and cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with counter.counting(step == 0), torch.autocast(device.type, torch.bfloat16, enabled=cfg.amp and cuda):
-                loss = F.cross_entropy(model(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"{label}: loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}; "
-                                       "no result recorded")
+            with counter.counting(step == 0), autocast(cfg, device):
+                loss = training_loss(model(in_format(x, cfg)), y, cfg)
+            new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss.detach())
+            first_bad = torch.where(new_bad, torch.stack([loss.new_full((), float(step), dtype=torch.float32),
+                                                          loss.detach().float()]), first_bad)
+            if (step + 1) % check_every == 0 and first_bad[0] >= 0:
+                raise _diverged(label, first_bad, steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            clip_gradients(model, cfg)
             opt.step()
             loss_sum += loss.detach() * len(y)
             seen, step = seen + len(y), step + 1
             bar.update(1)
+        if first_bad[0] >= 0:
+            raise _diverged(label, first_bad, steps)
         if cfg.eval_every_epoch:
             history.append({"epoch": epoch + 1, "train_loss": loss_sum.item() / len(data.train),
-                            "val_acc": evaluate(model, data.valid, data), "test_acc": evaluate(model, data.test, data)})
+                            "val_acc": evaluator(model, "valid"), "test_acc": evaluator(model, "test")})
     if cuda:
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
     bar.close()
-    val_acc, test_acc = evaluate(model, data.valid, data), evaluate(model, data.test, data)
+    val_acc, test_acc = evaluator(model, "valid"), evaluator(model, "test")
     finished(f"trained {label}: {cfg.epochs} epochs in {wall:.1f} s, val "
              f"{'n/a' if val_acc is None else f'{val_acc:.2f}%'}, test {test_acc:.2f}%", progress)
     return TrainResult(

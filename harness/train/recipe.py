@@ -17,6 +17,19 @@ from harness import HarnessError
 #: scheduler does: a Tr-Net's last epoch still runs at 88% of the peak lr) or ``after_warmup``
 #: (T_max = the epochs after warmup: the rate anneals to about 0 like Original's).
 COSINE_PERIODS = ("all_epochs", "after_warmup")
+#: Arithmetic of the training step: ``fp32`` throughout, or ``bf16`` autocast (matmuls and
+#: convolutions in bfloat16, weights, optimizer state and losses in fp32).
+PRECISIONS = ("fp32", "bf16")
+#: Precision x memory format, as one name ("fp32" = fp32 contiguous, "bf16+channels_last" = both).
+MODES = ("fp32", "channels_last", "bf16", "bf16+channels_last")
+
+
+def parse_mode(mode: str) -> tuple[str, bool]:
+    """A :data:`MODES` name -> (precision, channels_last)."""
+    if mode not in MODES:
+        raise HarnessError(f"mode {mode!r}: unknown (known: {', '.join(MODES)})")
+    parts = mode.split("+")
+    return ("bf16" if "bf16" in parts else "fp32"), "channels_last" in parts
 
 
 @dataclass(frozen=True)
@@ -31,8 +44,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     batch_size: int = 256
     cutout: int = 0  # Cutout length in pixels, 0 = off
-    amp: bool = False  # bf16 autocast, CUDA only; off so numbers compare with the paper
-    channels_last: bool = False  # CUDA only
+    precision: str = "fp32"  # see PRECISIONS: "bf16" = bf16 autocast, fp32 master weights (any device)
+    channels_last: bool = False  # NHWC memory format for the model and the batches (any device)
     eval_every_epoch: bool = False
     # DARTS evaluation options (Liu et al., ICLR 2019, reference ``cnn/train.py``); off by default.
     auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss (models returning (logits, aux))
@@ -48,21 +61,35 @@ class TrainConfig:
                   (self.weight_decay >= 0, "weight_decay must be >= 0"), (self.cutout >= 0, "cutout must be >= 0"),
                   (self.auxiliary_weight >= 0, "auxiliary_weight must be >= 0"),
                   (0 <= self.drop_path_prob < 1, "drop_path_prob must be in [0, 1)"),
-                  (self.grad_clip >= 0, "grad_clip must be >= 0")]
+                  (self.grad_clip >= 0, "grad_clip must be >= 0"),
+                  (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")]
         for ok, msg in checks:
             if not ok:
                 raise HarnessError(f"training config: {msg} (got {self})")
+
+    @property
+    def mode(self) -> str:
+        """Precision and memory format as one :data:`MODES` name."""
+        parts = [p for p, on in (("bf16", self.precision == "bf16"), ("channels_last", self.channels_last)) if on]
+        return "+".join(parts) or "fp32"
+
+    def with_mode(self, mode: str) -> "TrainConfig":
+        precision, channels_last = parse_mode(mode)
+        return replace(self, precision=precision, channels_last=channels_last)
 
     def with_(self, **changes) -> "TrainConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict:
-        """Every field; the DARTS options only when on, so configs recorded before they existed
-        (and recorded proxies matching on them) stay the same."""
+        """Every field; the DARTS options only when on, and fp32 as ``amp: false``, so configs
+        recorded before they existed (and recorded proxies matching on them) stay the same."""
         d = asdict(self)
         for key in _OFF_BY_DEFAULT:
             if d[key] == 0:
                 del d[key]
+        if d["precision"] == "fp32":  # recorded as configs before ``precision`` existed did (same meaning)
+            del d["precision"]
+            d["amp"] = False
         return d
 
 
@@ -78,6 +105,8 @@ BACKBONE = TrainConfig(epochs=200, warmup_epochs=0)
 DARTS_EVAL = TrainConfig(epochs=600, warmup_epochs=0, lr=0.025, eta_min=0.0, momentum=0.9, nesterov=False,
                          weight_decay=3e-4, batch_size=96, cutout=16, auxiliary_weight=0.4, drop_path_prob=0.2,
                          grad_clip=5.0)
+#: Space name -> the recipe its "original" training uses (NB201's is ORIGINAL).
+SPACE_RECIPES: dict[str, TrainConfig] = {"darts": DARTS_EVAL}
 
 
 def lr_at(cfg: TrainConfig, epoch: int, fraction: float) -> float:

@@ -3,9 +3,10 @@ from typing import Callable
 
 import pandas as pd
 
-from harness.bench.kinds import cka, memory, rank, search, throughput, train
+from harness.bench.kinds import cka, memory, oneshot, rank, search, throughput, train
 
 Run = Callable[..., pd.DataFrame]
 
 KIND_RUNNERS: dict[str, Run] = {"search": search.run, "rank": rank.run, "memory": memory.run,
-                                "throughput": throughput.run, "cka": cka.run, "train": train.run}
+                                "throughput": throughput.run, "cka": cka.run, "train": train.run,
+                                "oneshot": oneshot.run}

@@ -4,7 +4,8 @@ The paper's Table 2 reports allocated GPU memory (NB201: 1.12 GB vs 0.53 GB, 2.1
 device-independent part of that gap is what autograd keeps for backward, measured exactly here
 (:class:`harness.measure.memory.SavedTensorCounter`) for the listed architectures and ``archs``
 seeded random ones, with random-init weights (byte counts do not depend on weight values). On
-CUDA each step's ``max_memory_allocated`` peak is recorded too.
+CUDA each step's ``max_memory_allocated`` peak is recorded too. With ``supernet = true`` the pair
+is the space's supernet vs Tr-Supernet-i-j instead (DARTS: paper Table 5, 8.12 vs 4.64 GB).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.train.loop import training_step
 from harness.train.recipe import ORIGINAL
-from harness.transfer.splice import build_tr_net
+from harness.transfer.splice import build_tr_net, build_tr_supernet
 
 
 def candidates(defn: Definition) -> list[tuple[str, object]]:
@@ -37,16 +38,20 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
     dev = default_device()
     i, j = defn["i"], defn["j"]
     torch.manual_seed(defn["seed"])
-    archs = candidates(defn)
+    supernet = defn["supernet"]  # the space's supernet vs Tr-Supernet-i-j (one row; archs unused)
+    archs = [("supernet", None)] if supernet else candidates(defn)
     backbone = build_backbone(backbone_settings(defn).name).to(dev)  # one frozen prefix shared by all Tr-Nets
     x = torch.randn(defn["batch_size"], 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (defn["batch_size"],), device=dev)
-    trnet = f"tr-net-{i}-{j}"
+    trnet = f"tr-{'supernet' if supernet else 'net'}-{i}-{j}"
     rows = []
     for label, arch in archs:
-        row = {"selection": label, "arch_str": space.format(arch), "batch_size": defn["batch_size"]}
-        for method, model in (("original", space.build_network(arch)),
-                              (trnet, build_tr_net(space.build_network(arch), backbone, i, j))):
+        row = {"selection": label, "arch_str": "supernet" if supernet else space.format(arch),
+               "batch_size": defn["batch_size"]}
+        models = ((("original", space.build_supernet()), (trnet, build_tr_supernet(space.build_supernet(), backbone, i, j)))
+                  if supernet else
+                  (("original", space.build_network(arch)), (trnet, build_tr_net(space.build_network(arch), backbone, i, j))))
+        for method, model in models:
             model = model.to(dev)
             step = training_step(model, x, y, ORIGINAL) if dev.type == "cuda" else None
             for fig, value in step_figures(model, x, y, step).items():

@@ -2,7 +2,8 @@
 
 Table proxies are scored on every architecture of the space's table: random samples (mean and
 std over draws) and the top-k by ground truth. Training proxies are scored on ``train.archs``
-random architectures (the same ones for every proxy) and ranked over those.
+random architectures (the same ones for every proxy) and ranked over those; zero-cost proxies
+on ``sample`` random architectures (:mod:`harness.bench.zero_cost`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from harness import HarnessError
 from harness.analysis.rank import rank_proxy
 from harness.bench.context import proxy_context, run_meta
 from harness.bench.definition import Definition
+from harness.bench.zero_cost import rank_zero_cost
 from harness.proxies import GroundTruth, TableProxy, make_proxy, proxy_kind
 from harness.store.results import ResultsStore
 
@@ -24,9 +26,12 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         truth = GroundTruth(ctx.space, ds, defn.get("table")).vector()
         if truth is None:
             raise HarnessError(f"{defn.source}: space {ctx.space.name!r} has no tabular ground truth to rank against")
-        trained = [p for p in defn["proxies"] if proxy_kind(p) != "table"]
+        trained = [p for p in defn["proxies"] if proxy_kind(p) in ("train", "recorded")]
+        zero_cost = [p for p in defn["proxies"] if proxy_kind(p) == "zero_cost"]
+        if zero_cost:
+            rows += rank_zero_cost(defn, ctx, truth, zero_cost, store, run_meta(defn, batch_id, dataset=ds), progress)
         for name in defn["proxies"]:
-            if name in trained:
+            if proxy_kind(name) != "table":
                 continue
             values = TableProxy(name, ctx.space, ds, defn.get("table")).values()
             if "sample" in defn.raw or "top_k" not in defn.raw:

@@ -1,11 +1,16 @@
-"""Kind ``throughput``: training images/s of one step, Original vs Tr-Net-i-j (paper Fig. 4 top).
+"""Kind ``throughput``: training images/s of one step, Original vs Tr-Net-i-j (paper Fig. 4 top),
+in each precision / memory-format mode (``modes``, :data:`harness.train.recipe.MODES`).
 
-For each architecture the two models' steps run interleaved (one Original step, then one
-Tr-Net step, ``steps`` times after one warm-up round each), so both see the same load of a
-shared machine; images/s = batch size / median step time. ``threads = 0`` keeps torch's setting.
+For each architecture every (mode, method) model's steps run interleaved (one step of each in
+turn, ``steps`` times after one warm-up round), so all see the same load of a shared machine and
+their ratios stay meaningful; images/s = batch size / median step time. Every mode's model starts
+from the same weights, and each mode gets its own copy of the backbone (channels_last converts
+parameters in place). ``threads = 0`` keeps torch's setting.
 """
 from __future__ import annotations
 
+import copy
+import os
 import statistics
 import time
 
@@ -16,8 +21,10 @@ from harness.backbones.resnet import build_backbone
 from harness.bench.context import backbone_settings, run_meta
 from harness.bench.definition import Definition
 from harness.bench.kinds.memory import candidates
+from harness.report.markdown import markdown_table
 from harness.runinfo import default_device, device_name
 from harness.spaces import get_space
+from harness.store.files import write_text
 from harness.store.results import ResultsStore
 from harness.train.loop import training_step
 from harness.train.recipe import ORIGINAL
@@ -28,6 +35,19 @@ def _timed(step) -> float:
     t0 = time.perf_counter()
     step()
     return time.perf_counter() - t0
+
+
+def _models(space, arch, backbone, defn: Definition, seed: int) -> dict[str, torch.nn.Module]:
+    """The requested methods of ``arch`` (same initial weights for every mode: seeded build)."""
+    out = {}
+    if "original" in defn["methods"]:
+        torch.manual_seed(seed)
+        out["original"] = space.build_network(arch)
+    if "tr-net" in defn["methods"]:
+        torch.manual_seed(seed)
+        out[f"tr-net-{defn['i']}-{defn['j']}"] = build_tr_net(space.build_network(arch), copy.deepcopy(backbone),
+                                                              defn["i"], defn["j"])
+    return out
 
 
 def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
@@ -41,26 +61,50 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         backbone = build_backbone(backbone_settings(defn).name).to(dev)
         b = defn["batch_size"]
         x, y = torch.randn(b, 3, 32, 32, device=dev), torch.randint(0, 10, (b,), device=dev)
-        trnet = f"tr-net-{defn['i']}-{defn['j']}"
+        load = os.getloadavg()[0]
         rows = []
-        for label, arch in candidates(defn):
-            models = {"original": space.build_network(arch).to(dev),
-                      trnet: build_tr_net(space.build_network(arch), backbone, defn["i"], defn["j"]).to(dev)}
-            steps = {m: training_step(model, x, y, ORIGINAL) for m, model in models.items()}
-            times: dict[str, list[float]] = {m: [] for m in models}
+        for n, (label, arch) in enumerate(candidates(defn)):
+            steps, times = {}, {}
+            for mode in defn["modes"]:
+                cfg = ORIGINAL.with_mode(mode)
+                for m, model in _models(space, arch, backbone, defn, defn["seed"] + n).items():
+                    steps[mode, m] = training_step(model.to(dev), x, y, cfg)
+                    times[mode, m] = []
             for r in range(defn["steps"] + 1):
-                for m, step in steps.items():
+                for key, step in steps.items():
                     t = _timed(step)
                     if r > 0:  # the first round warms up allocators and kernels
-                        times[m].append(t)
-            for m, ts in times.items():
-                rows.append({"selection": label, "arch_str": space.format(arch), "method": m, "batch_size": b,
-                             "median_step_s": statistics.median(ts), "images_per_s": b / statistics.median(ts),
-                             "steps": len(ts), "threads": torch.get_num_threads()})
-        df = pd.DataFrame(rows).assign(device=device_name(str(dev)), **run_meta(defn, batch_id, defn["seed"]))
+                        times[key].append(t)
+            for (mode, m), ts in times.items():
+                rows.append({"selection": label, "arch_str": space.format(arch), "method": m, "mode": mode,
+                             "batch_size": b, "median_step_s": statistics.median(ts),
+                             "images_per_s": b / statistics.median(ts), "steps": len(ts),
+                             "threads": torch.get_num_threads()})
+        df = pd.DataFrame(rows).assign(device=device_name(str(dev)), load_1min_start=load,
+                                       load_1min_end=os.getloadavg()[0], **run_meta(defn, batch_id, defn["seed"]))
     finally:
         torch.set_num_threads(before)
     store.append("throughput", df)
-    for m, g in df.groupby("method", sort=False):
-        print(f"{defn.name}: {m:<12} {g['images_per_s'].mean():.1f} img/s (mean of {len(g)} archs, batch {b})")
+    text = summary(df, defn.name)
+    if defn.get("out"):
+        write_text(text, store.root / defn["out"])
+    print(text)
     return df
+
+
+def summary(df: pd.DataFrame, name: str) -> str:
+    """Markdown: mean images/s per (architectures, method, mode), and each mode's speed-up over
+    the first mode's (fp32 in the shipped definition) for the same architectures and method."""
+    df = df.assign(selection=df["selection"].where(df["selection"] == "random", "listed"))
+    agg = df.groupby(["selection", "method", "mode"], sort=False)["images_per_s"].agg(["size", "mean"]).reset_index()
+    first = df["mode"].iloc[0]
+    base = agg[agg["mode"] == first].set_index(["selection", "method"])["mean"]
+    rows = [[r.selection, r.method, r.mode, r.size, f"{r.mean:.1f}", f"{r.mean / base[r.selection, r.method]:.2f}x"]
+            for r in agg.itertuples(index=False)]
+    r0 = df.iloc[0]
+    return "\n\n".join([
+        f"# {name}: training-step throughput, batch {r0['batch_size']} ({r0['device']}, {r0['threads']} threads)",
+        f"Median of {r0['steps']} interleaved steps per model after 1 warm-up round; random-init weights; "
+        f"1-minute load {r0['load_1min_start']:.2f} at start, {r0['load_1min_end']:.2f} at end; "
+        f"listed = the `arch_list` architectures, random = mean over the random ones.",
+        markdown_table(["architectures", "method", "mode", "n", "images/s", f"vs {first}"], rows)]) + "\n"

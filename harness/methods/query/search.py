@@ -6,7 +6,7 @@ written by the caller (single process) or by each worker itself (:func:`worker_o
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 import pandas as pd
@@ -20,11 +20,24 @@ def evaluate_trial(trial: optuna.Trial, space: SearchSpace, proxy: Proxy) -> tup
     """Suggest a candidate, score it, store what it cost as user attributes; (value, row)."""
     arch = suggest(space, trial)
     score = proxy(arch)
-    for key in ("ground_truth", "wall_s", "peak_bytes", "device"):
+    for key in ROW_ATTRS:
         trial.set_user_attr(key, getattr(score, key))
     return score.value, {"trial": trial.number, "arch_str": space.format(arch), "proxy": score.value,
                          "ground_truth": score.ground_truth, "wall_s": score.wall_s,
                          "peak_bytes": score.peak_bytes, "device": score.device, "cached": score.cached}
+
+
+#: What :func:`evaluate_trial` stores on the trial, so a row can be rebuilt from the study alone.
+ROW_ATTRS = ("ground_truth", "wall_s", "peak_bytes", "device", "cached")
+
+
+def trial_row(space: SearchSpace, trial: optuna.trial.FrozenTrial, value: "float | None" = None) -> dict:
+    """The row :func:`evaluate_trial` returned for ``trial``, rebuilt from the study (its params,
+    value and user attributes): how a finished trial whose worker died gets its row."""
+    attrs = trial.user_attrs
+    return {"trial": trial.number, "arch_str": space.format(space.from_params(trial.params)),
+            "proxy": trial.value if value is None else value,
+            **{k: attrs.get(k) for k in ROW_ATTRS}}
 
 
 def with_cumulative(rows: pd.DataFrame) -> pd.DataFrame:
@@ -33,8 +46,12 @@ def with_cumulative(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def search_once(space: SearchSpace, proxy: Proxy, sampler: optuna.samplers.BaseSampler, budget: int) -> pd.DataFrame:
-    """One in-process Optuna study of ``budget`` trials; one row per trial (in trial order)."""
+def search_once(space: SearchSpace, proxy: Proxy, sampler: optuna.samplers.BaseSampler, budget: int,
+                keep_interrupted: "Callable[[pd.DataFrame], object] | None" = None) -> pd.DataFrame:
+    """One in-process Optuna study of ``budget`` trials; one row per trial (in trial order).
+
+    On Ctrl-C the rows of the trials already finished go to ``keep_interrupted`` before the
+    interrupt propagates, so no finished evaluation is lost."""
     study = optuna.create_study(direction="maximize", sampler=sampler)
     rows: list[dict] = []
 
@@ -43,7 +60,12 @@ def search_once(space: SearchSpace, proxy: Proxy, sampler: optuna.samplers.BaseS
         rows.append(row)
         return value
 
-    study.optimize(objective, n_trials=budget)
+    try:
+        study.optimize(objective, n_trials=budget, catch=())
+    except KeyboardInterrupt:
+        if rows and keep_interrupted is not None:
+            keep_interrupted(with_cumulative(pd.DataFrame(rows)))
+        raise
     return with_cumulative(pd.DataFrame(rows))
 
 

@@ -1,0 +1,101 @@
+"""Kind ``oneshot``: DARTS+PT on the Original supernet vs Tr-Supernet-i-j (TR-NAS paper Sec. 4.3,
+Table 4, Figs. 5, 6, 8, 9).
+
+For every dataset x supernet x warmup x cutout x seed one search
+(:func:`harness.methods.oneshot.dartspt.dartspt_search`): one ``oneshot`` row (the found
+architecture and its 200-epoch test accuracy from the space's table, search time split into
+supernet training and selection, seconds per epoch, bytes saved for backward in one search step at
+the search batch size, CUDA peak on a GPU, the Hessian trajectory, seed, full config) and one
+``oneshot_epochs`` row per epoch. Tr-Supernets borrow a backbone pre-trained on demand, as the
+search kind's Tr-Net proxies. The ``warmups`` axis applies to Tr-Supernets only (the Original
+supernet keeps ``search.warmup.original``, 0 by default), as in paper Fig. 8.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+
+import pandas as pd
+import torch
+
+from harness.bench.context import proxy_context, run_meta
+from harness.bench.definition import Definition
+from harness.measure.memory import step_figures
+from harness.methods.oneshot.bilevel import SearchConfig, make_optimizers, search_step
+from harness.methods.oneshot.dartspt import build_search_supernet, config_from_table, dartspt_search, parse_supernet
+from harness.proxies import GroundTruth
+from harness.runinfo import device_name
+from harness.store.results import ResultsStore
+
+
+def search_figures(model: torch.nn.Module, cfg: SearchConfig, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Memory of one search step on a copy of ``model`` (the search itself is left untouched):
+    bytes saved for backward by the training-mode forward and loss, parameter counts, and on CUDA
+    the peak of a full DARTS step (alpha step, then weight step)."""
+    probe = copy.deepcopy(model)
+    w_opt, a_opt = make_optimizers(probe, cfg)
+
+    def step() -> None:
+        search_step(probe, (x, y), (x, y), w_opt, a_opt, cfg)
+
+    return step_figures(probe, x, y, step)
+
+
+def _axes(defn: Definition) -> list[tuple]:
+    seeds = range(defn["seed_offset"], defn["seed_offset"] + defn["seeds"])
+    warmups = defn.get("warmups") or [None]
+    cutouts = defn.get("cutouts") or [None]
+    combos = []
+    for supernet, warmup, cutout, seed in itertools.product(defn["supernets"], warmups, cutouts, seeds):
+        if parse_supernet(supernet) is None and warmup is not None and warmup != warmups[0]:
+            continue  # the warmup axis is the Tr-Supernets'; the Original runs once per cutout and seed
+        combos.append((supernet, warmup, cutout, seed))
+    return combos
+
+
+def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
+    out = []
+    for dataset in defn["datasets"]:
+        ctx = proxy_context(defn, dataset, store, batch_id, progress)
+        data, truth = ctx.data, GroundTruth(ctx.space, dataset)
+        dev = data.train.x.device
+        for supernet, warmup, cutout, seed in _axes(defn):
+            cfg = config_from_table(defn["search"], supernet, warmup, cutout)
+            backbone = ctx.backbone_path() if parse_supernet(supernet) is not None else None
+            torch.manual_seed(seed)
+            model = build_search_supernet(ctx.space, supernet, data.num_classes, backbone,
+                                          tuple(data.train.x.shape[1:])).to(dev)
+            gen = torch.Generator().manual_seed(seed)  # byte counts depend on shapes, not values
+            x = torch.randn(cfg.batch_size, *data.train.x.shape[1:], generator=gen).to(dev)
+            y = torch.randint(0, data.num_classes, (cfg.batch_size,), generator=gen).to(dev)
+            figures = search_figures(model, cfg, x, y)
+            res = dartspt_search(model, data, cfg, seed=seed, progress=progress,
+                                 label=f"DARTS+PT {supernet} {dataset} s{seed}")
+            run_id = f"{batch_id}/{dataset}/{supernet}/w{cfg.warmup_epochs}/c{cfg.cutout}/s{seed}"
+            meta = run_meta(defn, batch_id, seed, run_id=run_id, dataset=dataset, supernet=supernet)
+            search_epochs = [e for e in res.epochs if e["phase"] == "search"]
+            eigs = [(e["phase"], e["epoch"], e["eig"], e["eig_power"]) for e in res.epochs if e["eig"] == e["eig"]]
+            row = {"method": "DARTS+PT", "arch_str": res.arch, "test_acc": truth(res.arch), "supernet": supernet,
+                   "warmup_epochs": cfg.warmup_epochs, "cutout": cfg.cutout, "order": cfg.order,
+                   "epochs": cfg.epochs, "tune_epochs": cfg.tune_epochs, "batch_size": cfg.batch_size,
+                   "n_train": len(data.train), "data_source": data.source,
+                   "search_s": res.train_s + res.select_s, "train_s": res.train_s, "select_s": res.select_s,
+                   "measure_s": res.measure_s, "hessian_s": res.hessian_s,
+                   "epoch_s": sum(e["epoch_s"] for e in search_epochs) / max(len(search_epochs), 1),
+                   "saved_bytes": figures["saved_bytes"], "cuda_peak_bytes": figures.get("cuda_peak_bytes"),
+                   "params": figures["params"], "trainable_params": figures["trainable_params"],
+                   "final_eig": eigs[-1][2] if eigs else float("nan"),
+                   "hessian": json.dumps(eigs), "projections": json.dumps(res.projections),
+                   "supernet_valid_acc": res.valid_acc, "search_config": json.dumps(cfg.as_dict()),
+                   "device": device_name(str(dev)), **meta}
+            store.append("oneshot", [row])
+            store.append("oneshot_epochs", [{**e, "run_id": run_id, "dataset": dataset, "supernet": supernet,
+                                             "seed": seed, "warmup_epochs": cfg.warmup_epochs, "cutout": cfg.cutout,
+                                             "batch_id": batch_id, "benchmark": defn.name} for e in res.epochs])
+            out.append(row)
+            print(f"{defn.name}: {dataset:<14} {supernet:<17} w{cfg.warmup_epochs:<2} cutout {cfg.cutout:<2} "
+                  f"seed {seed}: {res.arch}  test acc {row['test_acc']:.2f}%  search {row['search_s']:.1f} s "
+                  f"(train {res.train_s:.1f}, select {res.select_s:.1f})  saved {figures['saved_bytes'] / 2**20:.1f} "
+                  f"MiB", flush=True)
+    return pd.DataFrame(out)

@@ -1,0 +1,103 @@
+"""Zero-cost proxies in a ``rank`` benchmark: score ``sample`` random architectures with every
+``zc:<measure>`` proxy of the definition and rank them against the ground truth.
+
+* The architectures are ``numpy.random.default_rng(seed).choice(N, sample, replace=False)``: the
+  same draw a rank run's training proxies use when ``train.archs == sample``.
+* Values come from one joint evaluation per architecture (:func:`harness.proxies.zero_cost_joint.score_all`,
+  one network built from ``torch.manual_seed(train.seed)``). The cost of each proxy alone is timed on
+  the first ``zc_timed`` architectures by running :class:`harness.proxies.zero_cost.ZeroCostProxy`
+  (build + proxy), whose value must equal the joint one -- a check on every run.
+* Each rank row: KROCC / SROCC over the n architectures (selection ``random-<n>``, one draw),
+  ``wall_s`` = mean seconds per architecture of the proxy alone, ``total_s`` = ``wall_s * n``
+  (what scoring the n architectures with that proxy alone costs), ``joint_s`` = measured seconds of
+  the joint evaluation of all of them, ``device``, ``nonfinite``. A non-finite value (NaN from
+  jacob_cov, -inf from nwot or zen on a network whose input never reaches its output) ranks below
+  every finite one, as a search maximising the proxy would treat it.
+* Only images of the table dataset are used: without them (CIFAR-100 and ImageNet16-120 have no
+  embedded images) the zero-cost proxies of that dataset are skipped with a printed reason.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.analysis.rank import rank_proxy
+from harness.bench.definition import Definition
+from harness.proxies import ProxyContext, make_proxy
+from harness.proxies.settings import TRAIN_DATASET
+from harness.proxies.zero_cost import PREFIX, image_family
+from harness.proxies.zero_cost_joint import score_all
+from harness.store.results import ResultsStore
+
+
+def images_missing(ctx: ProxyContext) -> "str | None":
+    """Why the table dataset's own images are not available here (None when they are)."""
+    images = ctx.train.dataset or TRAIN_DATASET.get(ctx.dataset, ctx.dataset)
+    if ctx.train.data == "embedded" and image_family(images) != "cifar10":
+        return (f"only CIFAR-10 images are embedded; {images} images are needed (run `harness data download "
+                f"{images.split('-')[0].lower()}` and set train.data), never CIFAR-10 stand-ins")
+    return None
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names: list[str], store: ResultsStore,
+                   meta: dict, progress: bool) -> list[dict]:
+    """Rank rows of the zero-cost proxies ``names`` on ``ctx.dataset`` (see the module docstring)."""
+    why = images_missing(ctx)
+    if why:
+        _log(f"skipping zero-cost proxies {', '.join(names)} on {ctx.dataset}: {why}")
+        return []
+    proxies = [make_proxy(n, ctx) for n in names]
+    measures = [p.measure for p in proxies]
+    first = proxies[0]
+    archs = np.random.default_rng(defn["seed"]).choice(len(truth), size=defn["sample"], replace=False)
+    timed = min(defn["zc_timed"], len(archs))
+    values = {m: np.full(len(truth), np.nan) for m in measures}
+    alone = {m: [] for m in measures}
+    rows, joint_total, t_start = [], 0.0, time.perf_counter()
+    for k, a in enumerate(archs):
+        arch = ctx.space.canonical(int(a))
+        t0 = time.perf_counter()
+        torch.manual_seed(first.seed)
+        net = ctx.space.build_network(arch, num_classes=first.data.num_classes).to(first.device)
+        joint = score_all(net, first.x, first.y, measures, seed=first.seed)
+        joint_s = time.perf_counter() - t0
+        joint_total += joint_s
+        for p in proxies:
+            m, wall = p.measure, float("nan")
+            if k < timed:
+                s = p(arch)
+                wall = s.wall_s
+                alone[m].append(wall)
+                if not np.isclose(s.value, joint[m], rtol=1e-4, atol=1e-6, equal_nan=True):
+                    raise RuntimeError(f"zc:{m} on {ctx.space.format(arch)}: alone {s.value!r} != joint {joint[m]!r}")
+            values[m][a] = joint[m]
+            rows.append({"proxy": PREFIX + m, "arch_str": ctx.space.format(arch), "arch_index": int(a),
+                         "dataset": ctx.dataset, "value": joint[m], "ground_truth": float(truth[a]), "wall_s": wall,
+                         "joint_s": joint_s, "device": first.device_label, "batch_size": len(first.x), **meta})
+        if progress and ((k + 1) % 25 == 0 or k + 1 == len(archs)):
+            _log(f"zero-cost {ctx.dataset}: {k + 1}/{len(archs)} architectures, "
+                 f"{(time.perf_counter() - t_start) / (k + 1):.2f} s each")
+    store.append("zero_cost", pd.DataFrame(rows))
+    scored = np.zeros(len(truth), dtype=bool)
+    scored[archs] = True
+    out = []
+    for m in measures:
+        v = values[m]
+        failed = scored & ~np.isfinite(v)
+        nonfinite = int(failed.sum())
+        finite = v[scored & np.isfinite(v)]
+        v = np.where(failed, (finite.min() - 1.0) if len(finite) else 0.0, v)
+        r = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=PREFIX + m, draws=1, seed=defn["seed"]).row()
+        per_arch = float(np.mean(alone[m])) if alone[m] else float("nan")
+        out.append({**r, "selection": f"random-{r['n']}", "wall_s": per_arch, "total_s": per_arch * r["n"],
+                    "joint_s": joint_total, "timed": len(alone[m]), "device": first.device_label,
+                    "nonfinite": nonfinite})
+    return out

@@ -1,0 +1,130 @@
+"""The one-shot (DARTS+PT) leaderboard section and plots (TR-NAS paper Table 4, Figs. 6 and 9).
+
+Section: per benchmark x dataset x supernet (x warmup x cutout when a benchmark sweeps them), the
+found cell's 200-epoch test accuracy (mean ± population std over seeds), search time split into
+supernet training and selection, bytes saved for backward in one search step and the CUDA peak,
+the last Hessian eigenvalue, with the paper's Table 4 beside it. Only each benchmark's latest batch.
+
+Plots: ``oneshot_memory.png`` (Fig. 6 style: saved-for-backward bytes, and CUDA peak where
+measured, per supernet and dataset) and ``oneshot_eigenvalues.png`` (Fig. 9 style: the dominant
+Hessian eigenvalue per epoch, one panel per supernet, one line per run).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from harness.report.markdown import markdown_table, mb, num, pm, seconds
+from harness.report.query import latest_batches, order_values, read_results
+from harness.report.reference import DARTSPT_TABLE4
+from harness.store.files import write_png
+from harness.tabular.nb201 import DATASETS
+
+MEMORY_PLOT = "oneshot_memory.png"
+EIGEN_PLOT = "oneshot_eigenvalues.png"
+_KEY = ["benchmark", "dataset", "supernet", "warmup_epochs", "cutout"]
+
+
+def _supernet_order(values) -> list:
+    return sorted(set(values), key=lambda s: (s != "original", len(s), s))
+
+
+def _paper(supernet: str, dataset: str) -> str:
+    value = DARTSPT_TABLE4.get(supernet, {}).get(dataset)
+    return num(value) if value is not None else "–"
+
+
+def oneshot_section(rows: "pd.DataFrame | None") -> str:
+    rows = latest_batches(rows)
+    if rows is None or len(rows) == 0:
+        return ""
+    table = []
+    for key, g in rows.groupby(_KEY, sort=False, dropna=False):
+        bench, ds, supernet, warmup, cutout = key
+        acc = g["test_acc"].astype(float)
+        cuda = g["cuda_peak_bytes"].astype(float) if "cuda_peak_bytes" in g else pd.Series([np.nan])
+        table.append((order_values([ds], DATASETS), _supernet_order(rows["supernet"]).index(supernet), [
+            bench, ds, supernet, int(warmup), int(cutout), len(g), pm(acc.mean(), acc.std(ddof=0)),
+            _paper(supernet, ds), " / ".join(sorted(set(g["arch_str"])))[:200] if len(g) <= 2 else f"{g['arch_str'].nunique()} cells",
+            seconds(g["search_s"].mean()), seconds(g["train_s"].mean()), seconds(g["select_s"].mean()),
+            seconds(g["epoch_s"].mean()), mb(g["saved_bytes"].astype(float).mean()),
+            mb(cuda.mean()) if cuda.notna().any() else "–", num(g["final_eig"].astype(float).mean(), 3),
+            str(g["device"].iloc[0])]))
+    table.sort(key=lambda t: (t[2][0], DATASETS.index(t[2][1]) if t[2][1] in DATASETS else 99, t[1], t[2][3], t[2][4]))
+    body = markdown_table(["benchmark", "dataset", "supernet", "warmup", "cutout", "seeds", "test acc",
+                           "paper (Table 4)", "found cell(s)", "search", "supernet training", "selection",
+                           "s / epoch", "saved for backward", "CUDA peak", "last eig", "device"],
+                          [t[2] for t in table])
+    ratios = []
+    for (bench, ds), g in rows.groupby(["benchmark", "dataset"], sort=False):
+        by = g.groupby("supernet")
+        if "original" in by.groups:
+            for s in _supernet_order(g["supernet"]):
+                if s != "original":
+                    o, t = by.get_group("original"), by.get_group(s)
+                    ratios.append(f"{bench} / {ds}: original / {s}: saved bytes "
+                                  f"{o['saved_bytes'].mean() / t['saved_bytes'].mean():.2f}x, search time "
+                                  f"{o['search_s'].mean() / t['search_s'].mean():.2f}x")
+    notes = ("Test acc = the found cell's 200-epoch NB201 test accuracy (mean ± std over seeds); times are "
+             "wall seconds (search = supernet training + selection, i.e. PT measurements and tuning; Hessian "
+             "time excluded); saved for backward = one search step at the search batch size. Paper Fig. 6: "
+             "2.2x less memory, Fig. 5: 1.98x faster on CIFAR-10/100.")
+    out = ["## One-shot search: DARTS+PT, Original supernet vs Tr-Supernet", notes, body]
+    if ratios:
+        out.append("\n".join(f"- {r}" for r in ratios))
+    return "\n\n".join(out)
+
+
+def plot_oneshot_memory(rows: pd.DataFrame, path) -> Path:
+    datasets = order_values(rows["dataset"], DATASETS)
+    supernets = _supernet_order(rows["supernet"])
+    has_cuda = "cuda_peak_bytes" in rows and rows["cuda_peak_bytes"].astype(float).notna().any()
+    figures = [("saved_bytes", "saved for backward")] + ([("cuda_peak_bytes", "CUDA peak")] if has_cuda else [])
+    fig = Figure(figsize=(4.2 * len(figures) + 0.4, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(figures), squeeze=False)[0]
+    width = 0.8 / len(supernets)
+    for ax, (column, title) in zip(axes, figures):
+        for k, s in enumerate(supernets):
+            means = [rows[(rows["dataset"] == d) & (rows["supernet"] == s)][column].astype(float).mean() / 1e6
+                     for d in datasets]
+            ax.bar(np.arange(len(datasets)) + k * width, means, width, label=s, color=f"C{k}")
+        ax.set_xticks(np.arange(len(datasets)) + width * (len(supernets) - 1) / 2, datasets)
+        ax.set_ylabel("MB")
+        ax.set_title(f"DARTS+PT supernet: {title}")
+        ax.legend(fontsize=8)
+    return write_png(fig, path)
+
+
+def plot_oneshot_eigenvalues(epochs: pd.DataFrame, path) -> Path:
+    epochs = epochs[epochs["eig"].astype(float).notna()]
+    supernets = _supernet_order(epochs["supernet"])
+    fig = Figure(figsize=(4.2 * len(supernets) + 0.4, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(supernets), squeeze=False)[0]
+    for ax, s in zip(axes, supernets):
+        g = epochs[epochs["supernet"] == s]
+        for k, (run, r) in enumerate(g.groupby("run_id", sort=False)):
+            r = r.assign(step=np.where(r["phase"] == "tune", r["epoch"] + g[g["phase"] == "search"]["epoch"].max() + 1,
+                                       r["epoch"]))
+            label = f"{r['dataset'].iloc[0]} w{int(r['warmup_epochs'].iloc[0])} c{int(r['cutout'].iloc[0])} s{int(r['seed'].iloc[0])}"
+            ax.plot(r["step"] + 1, r["eig"], marker="o", ms=3, color=f"C{k % 10}", label=label)
+        ax.set_title(s)
+        ax.set_xlabel("epoch (search, then tuning)")
+        ax.set_ylabel("dominant eigenvalue of the alpha Hessian")
+        ax.legend(fontsize=7)
+    return write_png(fig, path)
+
+
+def write_oneshot_plots(results_dir: "str | Path") -> list[Path]:
+    """Both plots from the latest one-shot batches; none without rows."""
+    results_dir = Path(results_dir)
+    res = read_results(results_dir, tables=("oneshot", "oneshot_epochs"))
+    rows, epochs = latest_batches(res["oneshot"]), latest_batches(res["oneshot_epochs"])
+    written = []
+    if rows is not None:
+        written.append(plot_oneshot_memory(rows, results_dir / MEMORY_PLOT))
+    if epochs is not None and epochs["eig"].astype(float).notna().any():
+        written.append(plot_oneshot_eigenvalues(epochs, results_dir / EIGEN_PLOT))
+    return written

@@ -1,0 +1,124 @@
+"""Precision / memory-format modes, the deferred divergence check, the bf16 frozen prefix and the
+prefix feature cache (exactness)."""
+import json
+
+import pytest
+import torch
+
+from harness import HarnessError
+from harness.backbones.resnet import build_backbone
+from harness.proxies.training import train_candidate
+from harness.spaces import get_space
+from harness.train.loop import TrainingDiverged, evaluate, train
+from harness.train.recipe import MODES, ORIGINAL, TR_NET, TrainConfig, parse_mode
+from harness.transfer.cache import PrefixFeatureCache
+from harness.transfer.splice import FrozenPrefix, build_tr_net
+
+ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+TINY = TrainConfig(epochs=1, batch_size=16)
+
+
+def test_modes_round_trip_and_bad_input():
+    for mode in MODES:
+        assert TrainConfig().with_mode(mode).mode == mode
+    assert parse_mode("bf16+channels_last") == ("bf16", True)
+    with pytest.raises(HarnessError, match="precision"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(HarnessError, match="mode 'int8'"):
+        parse_mode("int8")
+
+
+def test_config_records_the_mode_and_fp32_as_before():
+    assert TrainConfig().as_dict()["amp"] is False and "precision" not in TrainConfig().as_dict()
+    fast = TrainConfig(precision="bf16", channels_last=True).as_dict()
+    assert fast["precision"] == "bf16" and fast["channels_last"] is True and "amp" not in fast
+
+
+@pytest.mark.parametrize("mode", ["channels_last", "bf16", "bf16+channels_last"])
+def test_fast_modes_train_on_cpu(tiny_data, mode):
+    data = tiny_data(32)
+    space = get_space("nb201")
+    cfg = TINY.with_mode(mode)
+    torch.manual_seed(0)
+    model = space.build_network(space.parse(ALL_CONV))
+    r = train(model, data, cfg, seed=0, progress=False)
+    assert r.steps == 2 and r.train_loss == r.train_loss and 0 <= r.test_acc <= 100
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+    if cfg.channels_last:
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+class _NanAt(torch.nn.Module):
+    """Wraps a network; its ``k``-th forward (0-based, counting training calls) returns NaN logits."""
+
+    def __init__(self, net, k):
+        super().__init__()
+        self.net, self.k, self.calls = net, k, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls - 1 == self.k:
+                out = out * float("nan")
+        return out
+
+
+@pytest.mark.parametrize("check_every", [1, 4, 100])
+def test_divergence_named_at_the_first_nan_step_with_deferred_checks(tiny_data, check_every):
+    data = tiny_data(64)  # 4 steps per epoch at batch 16; NaN at global step 5 = epoch 2, step 2
+    space = get_space("nb201")
+    model = _NanAt(space.build_network(space.parse(ALL_CONV)), k=5)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 2;"):
+        train(model, data, TINY.with_(epochs=3), seed=0, progress=False, check_every=check_every)
+    # checked at epoch end at the latest: never runs the third epoch
+    assert model.calls <= 8
+
+
+def test_bf16_prefix_within_bf16_tolerance_of_fp32():
+    torch.manual_seed(0)
+    prefix = FrozenPrefix(build_backbone("resnet32"), 5)
+    x = torch.randn(16, 3, 32, 32)
+    ref = prefix(x)
+    with torch.autocast("cpu", torch.bfloat16):
+        fast = prefix(x.contiguous(memory_format=torch.channels_last))
+    assert fast.dtype == torch.bfloat16
+    rel = (fast.float() - ref).norm() / ref.norm()
+    assert rel < 2 ** -6  # bf16 keeps 8 significant bits (unit roundoff 2^-8); a few layers' worth
+    assert rel > 0  # it really ran in bf16
+
+
+@pytest.mark.parametrize("mode", ["fp32", "bf16+channels_last"])
+@pytest.mark.parametrize("bn", ["running", "batch"])
+def test_feature_cache_gives_identical_accuracies(tiny_data, mode, bn):
+    data = tiny_data(64)
+    space = get_space("nb201")
+    cfg = TR_NET.with_mode(mode)
+    cache = PrefixFeatureCache()
+    backbone = build_backbone("resnet32")
+    for seed, arch in enumerate([ALL_CONV, "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_3x3~2|"]):
+        torch.manual_seed(seed)
+        net = build_tr_net(space.build_network(space.parse(arch)), backbone, 5, 5, prefix_bn=bn)
+        for split in ("valid", "test"):
+            plain = evaluate(net, getattr(data, split), data, cfg=cfg)
+            assert cache.evaluate(net, data, split, cfg, "sha-a") == plain
+    assert len(cache) == 2 and cache.hits == 2 and cache.misses == 2  # shared across candidates
+    cache.evaluate(net, data, "valid", cfg, "sha-b")
+    assert len(cache) == 3  # another checkpoint never reuses the features
+
+
+def test_train_candidate_with_cache_matches_without(tiny_data, pretrained):
+    data = tiny_data(64)
+    ckpt, _ = pretrained("resnet32", data, TrainConfig(epochs=2, batch_size=32))
+    space = get_space("nb201")
+    cfg = TR_NET.with_(epochs=1, warmup_epochs=1, batch_size=32)
+    cache = PrefixFeatureCache()
+    rows = [train_candidate(space, ALL_CONV, "tr-net-5-5", data, cfg=cfg, backbone=ckpt, progress=False,
+                            allow_overlap=True, feature_cache=c) for c in (None, cache)]
+    assert rows[0]["val_acc"] == rows[1]["val_acc"] and rows[0]["test_acc"] == rows[1]["test_acc"]
+    assert cache.misses == 2 and json.loads(rows[1]["config"])["amp"] is False
+
+
+def test_original_default_is_recorded(tiny_data):
+    assert ORIGINAL.mode in MODES and TR_NET.mode == ORIGINAL.mode
