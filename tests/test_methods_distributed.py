@@ -185,7 +185,7 @@ def test_a_worker_without_its_database_gives_up_clearly_and_the_study_resumes(pg
 
 @pytest.mark.slow
 def test_rea_with_four_workers_on_postgres_matches_the_single_worker_statistics(pg_url, tmp_path):
-    seeds, budget = 20, 40
+    seeds, budget = 20, 25  # REA evolves from trial 11 (P = 10)
     defn = definition(budget, seeds=seeds, workers=4, storage=pg_url)
     distributed = search_kind.run(defn, ResultsStore(tmp_path), "brea", progress=False)
     assert len(distributed) == seeds and set(distributed["trials"]) == {budget}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -193,14 +192,16 @@ class ResultsStore:
         return df
 
     def check_writable(self) -> None:
-        """Fail now, in one line, if parts cannot be written under ``root`` (a read-only folder, a
-        file where a folder should be) -- before any work whose results would then be lost."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check-", delete=True)
-            probe.close()
-        except OSError as e:
-            raise HarnessError(f"results folder {str(self.root)!r}: cannot write there ({_one_line(e)})") from None
+        """Fail now, in one line, if parts could not be written under ``root`` (a read-only folder,
+        a file where a folder should be) -- before any work whose results would then be lost.
+        Creates nothing: a bad request must leave no folder behind."""
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise HarnessError(f"results folder {str(self.root)!r}: cannot write there ({str(existing)!r} is a file)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise HarnessError(f"results folder {str(self.root)!r}: cannot write there ({str(existing)!r} is read-only)")
         for table in TABLES:
             if self.path(table).exists() and not self.path(table).is_dir():
                 raise HarnessError(f"results table {table!r}: {str(self.path(table))!r} is a file, expected a folder")
