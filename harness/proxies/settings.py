@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from harness import HarnessError
 from harness.train.recipe import ORIGINAL, SPACE_RECIPES, TR_NET, TrainConfig
 
-_TR_NET = re.compile(r"^tr-net-(\d+)-(\d+)$")
 ON_MISS = ("train", "error")
 
 #: Table dataset -> the training dataset whose validation accuracy is its proxy (NB201: CIFAR-10
@@ -20,14 +19,19 @@ ON_MISS = ("train", "error")
 TRAIN_DATASET = {"cifar10": "cifar10-valid", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
 
 
+def parse_transfer(name: str, prefix: str = "tr-net", what: str = "method") -> "tuple[int, int] | None":
+    """``original`` -> None; ``<prefix>-i-j`` (e.g. ``tr-net-5-5``, ``tr-supernet-5-5``) -> (i, j)."""
+    if name == "original":
+        return None
+    m = re.match(rf"^{re.escape(prefix)}-(\d+)-(\d+)$", name) if isinstance(name, str) else None
+    if not m:
+        raise HarnessError(f"{what} {name!r}: expected 'original' or '{prefix}-<i>-<j>' (e.g. {prefix}-5-5)")
+    return int(m.group(1)), int(m.group(2))
+
+
 def parse_method(method: str) -> "tuple[int, int] | None":
     """``original`` -> None; ``tr-net-i-j`` -> (i, j)."""
-    if method == "original":
-        return None
-    m = _TR_NET.match(method) if isinstance(method, str) else None
-    if not m:
-        raise HarnessError(f"method {method!r}: expected 'original' or 'tr-net-<i>-<j>' (e.g. tr-net-5-5)")
-    return int(m.group(1)), int(m.group(2))
+    return parse_transfer(method)
 
 
 @dataclass(frozen=True)

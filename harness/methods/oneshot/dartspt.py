@@ -14,7 +14,6 @@ Every epoch appends one row to ``epochs`` (phase, lr, loss, eigenvalues, seconds
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +28,14 @@ from harness.methods.oneshot.bilevel import SearchConfig, make_optimizers, searc
 from harness.methods.oneshot.hessian import alpha_hessian_eigen
 from harness.methods.oneshot.pt import edge_order, project_next, supernet_accuracy, undecided_edges
 from harness.progress import bar as progress_bar
+from harness.proxies.settings import parse_transfer
 from harness.spaces import SearchSpace
 from harness.transfer.splice import build_tr_supernet
-
-_TR = re.compile(r"^tr-supernet-(\d+)-(\d+)$")
 
 
 def parse_supernet(name: str) -> "tuple[int, int] | None":
     """``original`` -> None; ``tr-supernet-i-j`` -> (i, j)."""
-    if name == "original":
-        return None
-    m = _TR.match(name) if isinstance(name, str) else None
-    if not m:
-        raise HarnessError(f"supernet {name!r}: expected 'original' or 'tr-supernet-<i>-<j>' (e.g. tr-supernet-5-5)")
-    return int(m.group(1)), int(m.group(2))
+    return parse_transfer(name, "tr-supernet", "supernet")
 
 
 def build_search_supernet(space: SearchSpace, name: str, num_classes: int,

@@ -26,6 +26,7 @@ from harness.measure.counting import trainable_parameters
 from harness.spaces.darts.genotype import CELLS, CONCAT, STEPS, Genotype, validate
 from harness.spaces.darts.network import expected_input, fit_first_input, layout
 from harness.spaces.darts.ops import PRIMITIVES, make_op, preprocess
+from harness.spaces.mixed import weighted_sum
 
 #: (source, target) node of each of the 14 edges, in the reference order.
 EDGES: tuple[tuple[int, int], ...] = tuple((j, k) for k in range(2, 2 + STEPS) for j in range(k))
@@ -44,10 +45,7 @@ class MixedOp(nn.Module):
             self.ops.append(nn.Sequential(op, nn.BatchNorm2d(C, affine=False)) if "pool" in name else op)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        out = self.ops[0](x) * w[1]
-        for k in range(1, NUM_OPS - 1):
-            out = out + self.ops[k](x) * w[k + 1]
-        return out
+        return weighted_sum(self.ops, x, w)
 
 
 class SearchCell(nn.Module):

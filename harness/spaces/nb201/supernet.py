@@ -22,6 +22,7 @@ from torch import nn
 
 from harness import HarnessError
 from harness.measure.counting import trainable_parameters
+from harness.spaces.mixed import weighted_sum
 from harness.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS, to_str
 from harness.spaces.nb201.network import body_layout, expected_input, search_positions
 from harness.spaces.nb201.ops import ClassifierHead, ResNetBasicblock, make_op
@@ -42,10 +43,7 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(make_op(name, C, affine, track_running_stats) for name in OPS[1:])
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        out = self.ops[0](x) * w[1]
-        for k in range(1, NUM_OPS - 1):
-            out = out + self.ops[k](x) * w[k + 1]
-        return out
+        return weighted_sum(self.ops, x, w)
 
 
 class SearchCell(nn.Module):
