@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory data-full clean
+.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean
 
 install: $(STAMP)
 
@@ -23,12 +23,13 @@ lint: $(STAMP)
 	.venv/bin/ruff check harness tests scripts
 	.venv/bin/lint-imports
 
+# tests/benchmarks are the regression guards: `make bench-ci` runs them (CI runs both targets).
 test: $(STAMP) lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/benchmarks
 
 # The fast subset: everything but real training runs and multi-process searches.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not slow"
+	$(PY) -m pytest -q tests --ignore=tests/benchmarks -m "not slow"
 
 # The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
 # (3 datasets x 10 seeds x 100 queries), the small real-training REA comparison Original vs
@@ -40,11 +41,13 @@ bench-nb201: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
 		benchmarks/nb201-rea-trnet.toml benchmarks/nb201-dartspt.toml $(BENCH_ARGS)
 
-# The DARTS space (paper Table 5): supernet vs Tr-Supernet-2-3 memory, and a REA smoke with real training.
+# The DARTS space (paper Table 5): supernet vs Tr-Supernet-2-3 memory, a REA smoke with real
+# training, and the DARTS+PT smoke (Original supernet vs Tr-Supernet-2-3).
 bench-darts: $(STAMP)
-	$(PY) -m harness.cli bench benchmarks/darts-memory.toml benchmarks/darts-rea-smoke.toml $(BENCH_ARGS)
+	$(PY) -m harness.cli bench benchmarks/darts-memory.toml benchmarks/darts-rea-smoke.toml \
+		benchmarks/darts-dartspt.toml $(BENCH_ARGS)
 
-# Zero-cost proxies vs table and trained proxies on 200 random NB201 architectures (--full: 1,000).
+# Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
 bench-proxies: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml $(BENCH_ARGS)
 
@@ -74,6 +77,14 @@ bench-train: $(STAMP)
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256; writes results/memory-nb201.*
 bench-memory: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-memory.toml
+
+# The prepared check for a lent GPU machine (15 minutes of device time): <= 8 minutes, everything under
+# results/gpu/ (report.md, gpu-check.json, results tables): CUDA tests and benchmark variants, Table 2
+# peaks and step-time ratio, K candidates at once, short trained runs, DARTS+PT; one line and exit 0
+# without CUDA. GPU_PY=python3 uses a python that already has CUDA torch (no install).
+GPU_PY ?=
+gpu-check: $(if $(GPU_PY),,$(STAMP))
+	PYTHONPATH=. $(or $(GPU_PY),$(PY)) scripts/gpu_check.py --out results/gpu
 
 # Full CIFAR-10 (60k, JPEG-lossy) as a generic .npz for experiments on this machine; needs ../shared.
 data-full: $(STAMP)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness import HarnessError
 from harness.analysis.autotransfer import train_auto_transfer
-from harness.analysis.rank import TIES
+from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
 from harness.backbones.resnet import SHORTCUTS
 from harness.bench.definition import SCHEMAS, Definition, build_definition, load_definition
@@ -28,12 +28,14 @@ from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import BACKBONE, COSINE_PERIODS, ORIGINAL, PRECISIONS, TR_NET
+from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR, DEFAULT_THRESHOLDS
 from harness.transfer.splice import PREFIX_BN
 
 RESULTS = Path("results")
 
 
-RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std"]
+RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std",
+                "krocc_single", "srocc_single"]
 
 
 def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
@@ -42,7 +44,8 @@ def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
 
 
 def _run(defn: Definition, args: argparse.Namespace) -> pd.DataFrame:
-    return run_benchmark(defn, args.results, progress=not getattr(args, "quiet", False))
+    return run_benchmark(defn, args.results, progress=not getattr(args, "quiet", False),
+                         new_batch=getattr(args, "new_batch", False))
 
 
 def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
@@ -60,13 +63,16 @@ def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
 def cmd_bench(args: argparse.Namespace) -> None:
     """Run benchmark definition files (all validated first), then refresh the leaderboard and plots."""
     overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers, "storage": args.storage,
-                 "train": {"archs": args.train_archs} if args.train_archs is not None else None}
+                 "train": {"archs": args.train_archs} if args.train_archs is not None else None,
+                 "train_selections": args.train_selections}
     defs = [load_definition(p, full=args.full, overrides={k: v for k, v in overrides.items()
                                                           if v is not None and k in _keys_of(p)})
             for p in args.definitions]
     if args.batch is not None and any(d.kind != "search" or d.get("storage") is None for d in defs):
         raise HarnessError("--batch resumes search studies in a storage: every definition must be a search with "
                            "--storage or a 'storage' key")
+    if args.batch is not None and args.new_batch:
+        raise HarnessError("--batch resumes a batch, --new-batch starts one: give at most one of them")
     for d in defs:
         if args.batch is not None:  # resume: the studies exist; the definition must match theirs
             ResultsStore(args.results).check_readable()
@@ -163,12 +169,14 @@ def _train_auto(args: argparse.Namespace) -> None:
         raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
     settings = TrainSettings(**{k: v for k, v in _train_section(args).items() if k != "cutout"}, seed=args.seed)
     data = ProxyContext(get_space("nb201"), _table_dataset(args.dataset), train=settings).data
-    cfg = TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size, cutout=args.cutout,
-                       cosine_period=args.cosine_period, precision=args.precision, channels_last=args.channels_last)
+    cfg = settings.resolve(TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
+                                        cutout=args.cutout, cosine_period=args.cosine_period))
+    cka_cfg = settings.resolve(ORIGINAL.with_(epochs=args.cka_epochs))
     row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
-                              cka=args.cka, n_archs=args.cka_archs, cka_cfg=ORIGINAL.with_(epochs=args.cka_epochs),
+                              estimator=args.cka_estimator, cka=args.cka, n_archs=args.cka_archs, cka_cfg=cka_cfg,
                               cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
-    print(f"transfer auto: chose {row['method']} (CKA {row['transfer_cka']:.3f} >= {args.transfer_threshold})")
+    print(f"transfer auto: chose {row['method']} ({row['transfer_estimator']} CKA {row['transfer_cka']:.3f} >= "
+          f"{row['transfer_threshold']:g})")
     store = ResultsStore(args.results)
     store.append("train", [row])
     _print_train_row(row, store.path("train"))
@@ -204,6 +212,7 @@ def cmd_cka(args: argparse.Namespace) -> None:
         train["epochs"] = {"original": args.epochs}
     raw = {"name": "cka-cli", "kind": "cka", "datasets": [_table_dataset(args.dataset)], "n_eval": args.n_eval,
            "eval_batch_size": args.eval_batch_size, "supernet": args.supernet, "keep_networks": args.keep_networks,
+           "estimator": args.estimator,
            "seed": args.seed, "backbone": {"checkpoint": args.backbone}, "train": train}
     if args.archs and len(args.archs) == 1 and args.archs[0].isdigit():
         raw["archs"] = int(args.archs[0])
@@ -259,9 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, help="override the query budget")
     p.add_argument("--workers", type=int, help="worker processes per search study on this machine (a journal file without --storage)")
     p.add_argument("--train-archs", type=int, help="rank benchmarks: also train this many random archs per method")
+    p.add_argument("--train-selections", nargs="+", choices=TRAIN_SELECTIONS,
+                   help="rank benchmarks: train the trained proxies on random archs (train.archs), the top_k "
+                        "by ground truth, or both")
     p.add_argument("--storage", help="search studies in this database URL (postgresql://, mysql://) or journal "
                                      "file, joinable from other machines with `harness worker`")
     p.add_argument("--batch", help="resume the studies of this batch id in --storage (definition must match)")
+    p.add_argument("--new-batch", action="store_true",
+                   help="start a new batch even if an unfinished one of the same definition exists (by default "
+                        "a search resumes it)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
@@ -296,11 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="LR warmup epochs (default 0 Original, 13 Tr-Net)")
     p.add_argument("--cutout", type=int, help="Cutout length (default 0 = off)")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="bf16 autocast (fp32 master weights) or fp32 throughout (default: the recipe's)")
+                   help="bf16 autocast (fp32 master weights) or fp32 throughout (default: bf16 where the device "
+                        "has native bf16 -- a CUDA card of compute capability >= 8, a CPU with AVX512-BF16 or "
+                        "AMX -- else fp32)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC memory format for the model and batches (default: the recipe's)")
+                   help="NHWC memory format for the model and batches (default: on where bf16 is the "
+                        "default; --precision fp32 --no-channels-last = the plain fp32 recipe)")
     p.add_argument("--transfer", choices=["auto"], help="auto: choose i, j from CKA (overrides --method)")
-    p.add_argument("--transfer-threshold", type=float, default=0.9, help="CKA every pair on the path must reach")
+    p.add_argument("--transfer-threshold", type=float,
+                   help="CKA every pair on the path must reach (default: the estimator's calibrated one, "
+                        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_THRESHOLDS.items()) + ")")
+    p.add_argument("--cka-estimator", choices=CKA_ESTIMATORS,
+                   help=f"CKA estimator of the small CKA run (default {DEFAULT_ESTIMATOR}); with --cka: "
+                        "the table's own")
     p.add_argument("--cka", help="an existing cka.parquet to choose from (default: run a small CKA first)")
     p.add_argument("--cka-archs", type=int, default=3, help="architectures in that small CKA (default 3)")
     p.add_argument("--cka-epochs", type=int, default=12, help="their training epochs (default 12)")
@@ -314,9 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "empty with --supernet = the supernet alone")
     p.add_argument("--supernet", action="store_true", help="also train an NB201 supernet (first-order DARTS)")
     p.add_argument("--n-eval", type=int, default=500, help="evaluation images (default 500)")
-    p.add_argument("--eval-batch-size", type=int, default=250, help="minibatch CKA batch size (default 250)")
+    p.add_argument("--eval-batch-size", type=int, default=250,
+                   help="images per forward pass; the unbiased estimator's minibatch (default 250)")
+    p.add_argument("--estimator", choices=CKA_ESTIMATORS, default=DEFAULT_ESTIMATOR,
+                   help="eq1: the paper's Eq. (1) over all --n-eval images (default); unbiased_minibatch: "
+                        "unbiased HSIC summed over minibatches (Nguyen et al. 2021)")
     p.add_argument("--keep-networks", action="store_true", help="save the trained networks next to the results")
-    p.add_argument("--out", help="output folder (default <results>/cka)")
+    p.add_argument("--out", help="heatmap folder (default <results>/cka-heatmaps)")
     _add_data_args(p)
     p.set_defaults(func=cmd_cka)
 

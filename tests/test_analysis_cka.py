@@ -11,13 +11,15 @@ from torch import nn
 from harness import HarnessError
 from harness.analysis.cka import (
     MinibatchCKA,
+    eq1_matrix,
+    full_data_layer,
     linear_cka,
     linear_cka_features,
     linear_cka_gram,
     linear_cka_unbiased,
     unbiased_hsic,
 )
-from harness.analysis.features import cka_against_reference, cka_between, collect_features
+from harness.analysis.features import cka_against_reference, cka_between, collect_features, output_shapes
 from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
 
 FULL_FORMS = [linear_cka_gram, linear_cka_features, linear_cka]
@@ -34,6 +36,24 @@ def reference_cka(x: np.ndarray, y: np.ndarray) -> float:
         return np.dot((h @ a @ h).ravel(), (h @ b @ h).ravel()) / (n - 1) ** 2
 
     return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
+def reference_unbiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """CKA from the unbiased HSIC_1 (Song et al. 2012, Eq. 5), written out in float64 numpy:
+    K~, L~ = Grams with zeroed diagonals, 1 = ones vector,
+    HSIC_1 = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))."""
+    x, y = x.reshape(len(x), -1).astype(np.float64), y.reshape(len(y), -1).astype(np.float64)
+    n, ones = len(x), np.ones(len(x))
+
+    def hsic1(a, b):
+        a, b = a.copy(), b.copy()
+        np.fill_diagonal(a, 0.0)
+        np.fill_diagonal(b, 0.0)
+        return (np.trace(a @ b) + (ones @ a @ ones) * (ones @ b @ ones) / ((n - 1) * (n - 2))
+                - 2.0 / (n - 2) * (ones @ a @ b @ ones)) / (n * (n - 3))
+
+    k, l = x @ x.T, y @ y.T
+    return hsic1(k, l) / np.sqrt(hsic1(k, k) * hsic1(l, l))
 
 
 def related(rng, n=60, p1=12, p2=9, noise=0.5):
@@ -86,6 +106,56 @@ def test_agrees_with_a_float64_numpy_reference_of_eq1(cka, n, p1, p2, rng):
     x4 = torch.tensor(x, dtype=torch.float32).reshape(n, p1, 1, 1)
     assert cka(x4, torch.tensor(y, dtype=torch.float32)) == pytest.approx(
         reference_cka(x4.double().numpy(), y.astype(np.float32).astype(np.float64)), abs=1e-6)
+
+
+@pytest.mark.parametrize("n,p1,p2", [(40, 100, 7), (40, 7, 100), (30, 30, 30)])
+def test_full_data_layers_keep_the_cheaper_form_and_every_pairing_is_eq1(n, p1, p2, rng):
+    """p >= n: the centred Gram; p < n: the centred features; mixed pairs meet as Grams."""
+    x, y = related(rng, n, p1, p2)
+    y = y + 4.0
+    lx, ly = full_data_layer(x), full_data_layer(y)
+    assert (lx.gram is not None) == (p1 >= n) and (ly.gram is not None) == (p2 >= n)
+    assert eq1_matrix([lx], [ly])[0, 0] == pytest.approx(reference_cka(x, y), abs=1e-9)
+    m = eq1_matrix([lx, ly], [ly, lx, full_data_layer(np.zeros((n, 3)))])
+    assert m.shape == (2, 3) and m[0, 1] == pytest.approx(1.0) and m[1, 0] == pytest.approx(1.0)
+    assert m[0, 0] == pytest.approx(m[1, 1]) and np.isnan(m[:, 2]).all()
+
+
+def test_eq1_matrix_bad_inputs(rng):
+    with pytest.raises(HarnessError, match="same examples"):
+        eq1_matrix([full_data_layer(rng.normal(size=(10, 3)))], [full_data_layer(rng.normal(size=(11, 3)))])
+    with pytest.raises(HarnessError, match="at least one layer"):
+        eq1_matrix([], [full_data_layer(rng.normal(size=(10, 3)))])
+
+
+@pytest.mark.parametrize("n,p1,p2", [(40, 30, 7), (20, 100, 64), (200, 3, 5)])
+def test_unbiased_estimator_agrees_with_a_float64_numpy_reference(n, p1, p2, rng):
+    x, y = related(rng, n, p1, p2)
+    y = y + 4.0
+    want = reference_unbiased_cka(x, y)
+    assert linear_cka_unbiased(x, y) == pytest.approx(want, abs=1e-9)
+    accumulator = MinibatchCKA(1, 1)  # one batch of all n = the same estimator
+    accumulator.update([torch.tensor(x, dtype=torch.float32)], [torch.tensor(y, dtype=torch.float32)])
+    assert accumulator.compute()[0, 0] == pytest.approx(want, abs=1e-6)
+
+
+def _wide_random(n: int, p: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, p, generator=g, dtype=torch.float64), torch.randn(n, p, generator=g, dtype=torch.float64))
+
+
+def test_the_two_estimators_are_on_different_scales_for_wide_features():
+    """Independent features with p >> n: Eq. (1)'s biased HSIC makes them look alike, the unbiased
+    one does not (measured: 0.9536 and -0.0076 for n = 200, p = 4,096, seed 0)."""
+    x, y = _wide_random(200, 4096)
+    assert linear_cka(x, y) > 0.9 and abs(linear_cka_unbiased(x, y)) < 0.05
+
+
+@pytest.mark.slow  # ~5 s on one loaded core: two 500 x 500 x 16,384 float64 Gram products each
+def test_the_issues_sanity_numbers_n500_p16384():
+    """Measured (seed 0, float64): Eq. (1) 0.9706, unbiased 0.0055 -- the issue's ~0.97 and ~0.005."""
+    x, y = _wide_random(500, 16_384)
+    assert linear_cka(x, y) > 0.9 and abs(linear_cka_unbiased(x, y)) < 0.05
 
 
 def test_unrelated_representations_score_low(rng):
@@ -260,6 +330,27 @@ def test_cka_between_networks(rng):
     assert np.allclose(many[0], m) and np.allclose(many[1], m[::-1])
     with pytest.raises(HarnessError, match="empty"):
         cka_between(a, modules_a, b, modules_b, [])
+
+
+def test_estimator_option_between_networks(rng):
+    """``eq1`` is Eq. (1) on all images whatever the batching; ``unbiased_minibatch`` sums per batch."""
+    a, b = tiny_net(4, seed=0), tiny_net(6, seed=1)
+    data = torch.randn(96, 3, 8, 8)
+    modules_a, modules_b = [a[2], a[4]], [b[2], b[4], b[7]]
+    by_32 = cka_between(a, modules_a, b, modules_b, list(data.split(32)), estimator="eq1")
+    whole = cka_between(a, modules_a, b, modules_b, [data], estimator="eq1")
+    np.testing.assert_allclose(by_32, whole, rtol=0, atol=1e-12)
+    fa, fb = collect_features(a, modules_a, data), collect_features(b, modules_b, data)
+    want = [[reference_cka(x.numpy(), y.numpy()) for y in fb] for x in fa]
+    np.testing.assert_allclose(whole, want, rtol=0, atol=1e-6)
+    unbiased = cka_between(a, modules_a, b, modules_b, [data], estimator="unbiased_minibatch")
+    want = [[reference_unbiased_cka(x.numpy(), y.numpy()) for y in fb] for x in fa]
+    np.testing.assert_allclose(unbiased, want, rtol=0, atol=1e-6)
+    assert not np.allclose(unbiased, whole, atol=1e-3)  # another scale
+    assert cka_between(a, modules_a, b, modules_b, [data]).tolist() == whole.tolist()  # eq1 is the default
+    with pytest.raises(HarnessError, match="estimator 'biased'"):
+        cka_between(a, modules_a, b, modules_b, [data], estimator="biased")
+    assert output_shapes(a, modules_a, data) == [(4, 8, 8), (8, 4, 4)]
 
 
 # --- heatmaps ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from harness import HarnessError
-from harness.analysis.cka import linear_cka_unbiased
+from harness.analysis.cka import linear_cka, linear_cka_unbiased
 from harness.analysis.similarity import (
     GRID_PNG,
     MEAN_PNG,
@@ -68,6 +68,11 @@ def test_parquet_has_one_row_per_network_cell_block_with_provenance(run, backbon
     assert df["commit"].iloc[0] and df["version_torch"].iloc[0] == torch.__version__ and (df["seed"] == 0).all()
     assert json.loads(df["config"].iloc[0])["train"]["epochs"] == 1
     assert df.groupby("network")["train_seed"].first().tolist() == [0, 1, 2]
+    assert (df["estimator"] == "eq1").all() and json.loads(df["config"].iloc[0])["estimator"] == "eq1"
+    shapes = df[df["network"] == "net-1"].groupby("cell")["cell_shape"].first().map(json.loads).tolist()
+    assert shapes == [[16, 32, 32]] * 5 + [[32, 16, 16]] * 5 + [[64, 8, 8]] * 5  # NB201's three stages
+    blocks = df.groupby("block")["block_shape"].first().map(json.loads).tolist()
+    assert blocks == [[16, 32, 32]] * 3 + [[32, 16, 16]] * 3 + [[64, 8, 8]] * 3  # ResNet-20: 3 blocks per stage
 
 
 def test_values_are_similarities_and_dead_cells_are_nan(run):
@@ -96,13 +101,17 @@ def test_matrices_match_a_direct_cka_of_the_same_features(run, data, backbone):
     assert len(x) == 200
     cells = [torch.cat(collect_features(net, [search_cells(net)[2]], b)) for b in eval_batches(x, 200)][0]
     block = [torch.cat(collect_features(resnet, [resnet.blocks[4]], b)) for b in eval_batches(x, 200)][0]
-    # One batch of 200 = the unbiased estimator on all examples (cell 3 vs block 5).
+    # The default run: Eq. (1) on all 200 images, batched by 64 (cell 3 vs block 5).
+    assert result.matrices[0][2, 4] == pytest.approx(linear_cka(cells, block), abs=1e-9)
+    # One batch of 200 with the unbiased estimator = the unbiased estimator on all examples.
     one_batch = run_cka(backbone, [out / "networks" / "net-1.pt"], data, out_dir=out / "again", n_eval=200,
-                        batch_size=200, progress=False)
+                        batch_size=200, progress=False, estimator="unbiased_minibatch")
     assert one_batch.matrices[0][2, 4] == pytest.approx(linear_cka_unbiased(cells, block), abs=1e-9)
-    assert one_batch.archs == [CHEAP]
+    assert one_batch.archs == [CHEAP] and one_batch.estimator == "unbiased_minibatch"
     df = pd.read_parquet(one_batch.parquet_path)
     assert (df["source"] == str(out / "networks" / "net-1.pt")).all()
+    assert (df["estimator"] == "unbiased_minibatch").all()
+    assert "unbiased HSIC" in one_batch.summary_path.read_text()
 
 
 def test_reloaded_network_gives_the_same_matrix(run, data, backbone):
@@ -197,3 +206,27 @@ def test_bad_checkpoint_and_sizes_fail_before_training(data, backbone, tmp_path)
     with pytest.raises(HarnessError, match="batch_size"):
         run_cka(backbone, 1, data, out_dir=tmp_path / "out", batch_size=2, train_cfg=TINY, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_darts_space_supernet_through_the_space_protocol(backbone, tmp_path):
+    """Fig. 2's case on the DARTS space: its build_supernet() (C = 4, 5 cells: ResNet-20's stage
+    shapes) trained by the same first-order DARTS, compared like any network."""
+    from harness.spaces import get_space
+
+    data = load_dataset("cifar10-valid", limit=32)
+    result = run_cka(backbone, None, data, out_dir=tmp_path, n_eval=32, batch_size=16,
+                     train_cfg=TrainConfig(epochs=1, batch_size=16), supernet=True, progress=False,
+                     space="darts", network={"C": 4, "layers": 5})
+    (m,) = result.matrices
+    assert result.names == ["supernet"] and m.shape == (5, BLOCKS)
+    assert np.isfinite(m).all() and (m >= 0).all() and (m <= 1 + 1e-9).all()
+    get_space("darts").parse(result.archs[0])  # the genotype in the space's own text
+    df = pd.read_parquet(result.parquet_path)
+    assert (df["space"] == "darts").all() and (df["kind"] == "supernet").all() and (df["estimator"] == "eq1").all()
+    shapes = df.groupby("cell")["cell_shape"].first().map(json.loads).tolist()
+    assert shapes == [[16, 32, 32], [32, 16, 16], [32, 16, 16], [64, 8, 8], [64, 8, 8]]
+    with pytest.raises(HarnessError, match="only its supernet"):
+        run_cka(backbone, 1, data, out_dir=tmp_path / "x", space="darts", progress=False)
+    with pytest.raises(HarnessError, match="does not take the options"):
+        run_cka(backbone, None, data, out_dir=tmp_path / "y", supernet=True, space="darts",
+                network={"auxiliary": True}, progress=False)

@@ -1,11 +1,21 @@
 """Automatic transfer depth from a CKA matrix on hand-made matrices."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.transfer.depth import TransferChoice, choose_transfer_depth, strongest_paths
+from harness.transfer.depth import (
+    CKA_ESTIMATORS,
+    DEFAULT_ESTIMATOR,
+    DEFAULT_THRESHOLDS,
+    TransferChoice,
+    choose_transfer_depth,
+    shape_compatible,
+    strongest_paths,
+    thresholds_choosing,
+)
 
 
 def diagonal_decay(cells: int, blocks: int, step: float = 0.05) -> np.ndarray:
@@ -126,3 +136,50 @@ def test_record_carries_the_values_behind_the_choice():
     assert [tuple(p[:2]) for p in path] == list(choice.path)
     assert [p[2] for p in path] == pytest.approx(list(choice.values))
     assert isinstance(choice, TransferChoice)
+
+
+def test_each_estimator_has_its_own_default_threshold_and_it_is_recorded():
+    m = diagonal_decay(15, 15, step=0.02)     # diagonal 1.00, 0.98, ..., 0.72
+    assert DEFAULT_ESTIMATOR == "eq1" and set(DEFAULT_THRESHOLDS) == set(CKA_ESTIMATORS)
+    for estimator in CKA_ESTIMATORS:
+        choice = choose_transfer_depth(m, estimator=estimator)
+        assert choice.threshold == DEFAULT_THRESHOLDS[estimator] and choice.min_cka >= choice.threshold
+        # The deepest cell whose diagonal value still reaches the threshold (1 - 0.02 (i - 1) >= t).
+        assert choice.i == min(14, int(np.floor((1 - DEFAULT_THRESHOLDS[estimator]) / 0.02 + 1e-9)) + 1)
+        record = choice.as_record()
+        assert record["transfer_estimator"] == estimator
+        assert record["transfer_threshold"] == DEFAULT_THRESHOLDS[estimator]
+    assert choose_transfer_depth(m).estimator == DEFAULT_ESTIMATOR
+    assert choose_transfer_depth(m, 0.9, estimator="unbiased_minibatch").threshold == 0.9  # explicit wins
+    with pytest.raises(HarnessError, match="estimator 'biased'"):
+        choose_transfer_depth(m, 0.9, estimator="biased")
+
+
+def test_thresholds_choosing_a_cell_is_exactly_where_the_rule_picks_it():
+    m = diagonal_decay(8, 8)           # strongest paths per cell: 1.00, 0.95, 0.90, ...
+    low, high = thresholds_choosing(m, 3)
+    assert (low, high) == pytest.approx((0.85, 0.90))
+    for t in (high, (low + high) / 2, low + 1e-9):
+        assert choose_transfer_depth(m, t).i == 3
+    assert choose_transfer_depth(m, low).i == 4 and choose_transfer_depth(m, high + 1e-9).i == 2
+    # Splice restrictions count: with cells 4.. unable to splice, any threshold up to 0.90 picks 3.
+    stage = shape_compatible([(1,)] * 3 + [(2,)] * 5, [(1,)] * 3 + [(3,)] * 5)
+    assert thresholds_choosing(m, 3, compatible=stage) == pytest.approx((0.0, 0.90))
+    flat = np.full((6, 6), 0.5)        # every cell reaches 0.5: no threshold picks cell 2 over 5
+    assert thresholds_choosing(flat, 2) is None
+    with pytest.raises(HarnessError, match="outside"):
+        thresholds_choosing(m, 8)
+
+
+def test_calibrated_defaults_pick_the_papers_depth_on_the_measured_matrices():
+    """tests/golden/cka_calibration.json: mean CKA of 3 trained NB201 networks vs a ResNet-32, both
+    estimators on the same networks and images (scripts/calibrate_cka_threshold.py)."""
+    measured = json.loads((Path(__file__).parent / "golden" / "cka_calibration.json").read_text())
+    for estimator in CKA_ESTIMATORS:
+        m = measured[estimator]
+        compatible = shape_compatible(m["cell_shapes"], m["block_shapes"])
+        low, high = thresholds_choosing(m["mean"], 5, compatible=compatible)
+        assert (low, high) == pytest.approx(m["thresholds_picking_i5"], abs=1e-5)
+        assert low < DEFAULT_THRESHOLDS[estimator] <= high
+        choice = choose_transfer_depth(m["mean"], estimator=estimator, compatible=compatible)
+        assert choice.i == 5 and choice.threshold == DEFAULT_THRESHOLDS[estimator]

@@ -33,7 +33,8 @@ def _write(tmp_path, text):
 
 
 @pytest.mark.parametrize("name", ["nb201-rank", "nb201-rea", "nb201-rea-trnet", "nb201-memory", "nb201-throughput",
-                                  "nb201-trained-vs-table"])
+                                  "nb201-trained-vs-table", "nb201-rank-topk-trained", "nb201-cka",
+                                  "darts-cka"])
 def test_shipped_definitions_are_valid(name):
     for full in (False, True):
         d = load_definition(ROOT / "benchmarks" / f"{name}.toml", full=full)

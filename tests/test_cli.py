@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from harness.cli import main
 from harness.store.results import ResultsStore
 
 pytestmark = pytest.mark.slow  # real training: see `make test-fast`
@@ -43,7 +44,7 @@ def test_train_original_and_trnet_append_rows(workdir):
 def test_cka_then_transfer_auto(workdir):
     ckpt = "results/checkpoints/resnet32-cifar10-valid.pt"
     r = harness("cka", "--backbone", ckpt, "--archs", "2", "--epochs", "1", "--n-eval", "100",
-                "--eval-batch-size", "50", *TINY, cwd=workdir)
+                "--eval-batch-size", "50", "--estimator", "unbiased_minibatch", *TINY, cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert (workdir / "results/cka-heatmaps/cka_grid.png").stat().st_size > 10_000
     assert all(p.name.startswith("part-") for p in (workdir / "results/cka").iterdir())  # only the table's parts
@@ -53,7 +54,9 @@ def test_cka_then_transfer_auto(workdir):
     assert "transfer auto: chose tr-net-" in r.stdout
     rows = ResultsStore(workdir / "results").read("train")
     assert rows["transfer_i"].notna().iloc[-1] and rows["method"].iloc[-1].startswith("tr-net-")
-    assert len(ResultsStore(workdir / "results").read("cka")) == 2 * 15 * 15  # 2 nets x 15 cells x 15 blocks
+    assert rows["transfer_estimator"].iloc[-1] == "unbiased_minibatch"  # the table's, with its threshold given
+    cka = ResultsStore(workdir / "results").read("cka")
+    assert len(cka) == 2 * 15 * 15 and (cka["estimator"] == "unbiased_minibatch").all()  # 2 nets x 15 x 15
 
 
 def test_leaderboard_rebuilds_from_the_store(workdir):
@@ -72,8 +75,17 @@ def test_leaderboard_rebuilds_from_the_store(workdir):
     (["cka", "--backbone", "/nonexistent.pt"], "/nonexistent.pt"),
     (["data", "download", "mnist", "--root", "d"], "mnist"),
 ])
-def test_bad_input_one_line_exit_2(tmp_path, args, msg):
-    r = harness(*args, cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+def test_bad_input_one_line_exit_2(tmp_path, monkeypatch, capsys, args, msg):
+    # In-process (the same ``main`` the console script runs) to spare a torch start-up per case;
+    # the subprocess path to exit code 2 is the next test's.
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "results").exists()
+
+
+def test_bad_input_exits_2_from_the_command_line(tmp_path):
+    r = harness("train", "--arch", "99999", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("harness train: error: "), r.stderr
+    assert "out of range" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from harness.backbones.pretrain import pretrain
 from harness.bench.definition import load_definition
@@ -41,6 +42,26 @@ def test_rank_table_unchanged(tmp_path):
     assert df[cols].to_dict("records") == GOLDEN["rank"]
 
 
+def _cpu_signature() -> str:
+    """CPU vendor, the ISA torch dispatches to and the intra-op thread count: oneDNN/MKL pick
+    different kernels and split the work differently (summation orders) for each, so fp32 training
+    is bit-reproducible only within one signature."""
+    vendor = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("vendor_id")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    threads = torch.get_num_threads()
+    return f"{vendor}/{torch.backends.cpu.get_cpu_capability()}/{threads} thread{'s' if threads > 1 else ''}"
+
+
+def _exact_training_figures(method: str) -> "dict | None":
+    """The bit-exact training figures recorded for this CPU signature (the capture's, or one added
+    later from the same code), or None: on an unrecorded CPU the tiny runs' accuracies, which sit
+    at chance, flip with the last bits of the arithmetic, so only the loss is compared, loosely."""
+    signature = _cpu_signature()
+    if signature == GOLDEN["train_cpu"]:
+        return GOLDEN["train"][method]
+    return GOLDEN["train_other_cpus"].get(signature, {}).get(method)
+
+
 @pytest.mark.slow
 def test_tiny_training_unchanged(tmp_path):
     space = get_space("nb201")
@@ -54,8 +75,13 @@ def test_tiny_training_unchanged(tmp_path):
         row = train_candidate(space, GOLDEN["train_arch"], method, data, cfg=cfg, backbone=ckpt, seed=0,
                               progress=False)
         want = GOLDEN["train"][method]
-        for key in ("val_acc", "test_acc", "train_loss", "params", "trainable_params"):
-            assert row[key] == want[key], (method, key)
+        assert (row["params"], row["trainable_params"]) == (want["params"], want["trainable_params"])
+        exact = _exact_training_figures(method)
+        if exact is not None:
+            for key in ("val_acc", "test_acc", "train_loss"):
+                assert row[key] == exact[key], (method, key)
+        else:  # another CPU: only the loss is comparable (see _exact_training_figures)
+            assert row["train_loss"] == pytest.approx(want["train_loss"], rel=1e-2), method
         # The old counter also counted tensors saved by a branch whose graph is freed during the
         # forward (this arch's node 2 feeds only a 'none' edge), and how much of that it counted
         # depended on allocator address reuse; the fixed counter leaves them out, so it can only

@@ -23,7 +23,7 @@ from harness.bench.definition import build_definition
 from harness.bench.distributed import CONFIG, create_studies, join_study, study_names
 from harness.bench.kinds import search as search_kind
 from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import search_once
+from harness.methods.query.search import SCORE, search_once
 from harness.methods.query.workers import REAPED, RETRY_OF, Faults, reap_stale
 from harness.proxies import TableProxy
 from harness.spaces import get_space
@@ -119,7 +119,7 @@ def test_a_killed_worker_costs_no_budget_and_its_candidate_is_evaluated_again_on
     while time.time() < deadline:  # kill it in the middle of its third trial (the 1 s evaluation)
         trials = trials_of(pg_url, study)
         if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and any(
-                t.state == TrialState.RUNNING and "ground_truth" in t.user_attrs for t in trials):
+                t.state == TrialState.RUNNING and SCORE in t.user_attrs for t in trials):
             break
         time.sleep(0.1)
     os.kill(victim.pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ from optuna.trial import TrialState
 
 from harness import HarnessError
 from harness.methods.query.samplers import make_sampler
+from harness.methods.query.search import SCORE
 from harness.methods.query.workers import (
     optimize_to_budget,
     resolve_objective,
@@ -71,7 +72,7 @@ def test_four_workers_share_one_journal_and_stop_at_exactly_the_budget(tmp_path)
         assert NB201.format(arch) == row.arch_str
         assert by_number[row.trial].value == row.proxy == proxy(arch).value
         assert row.ground_truth == proxy(arch).ground_truth
-        assert by_number[row.trial].user_attrs["ground_truth"] == row.ground_truth
+        assert by_number[row.trial].user_attrs[SCORE]["ground_truth"] == row.ground_truth
 
     # The same storage carries on to a larger budget with fewer workers.
     more = run_workers(2, journal, "rea-mw", WORKER_OBJECTIVE, budget=46, seed=0,

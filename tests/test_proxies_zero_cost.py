@@ -126,6 +126,38 @@ def test_fisher_against_float64_activations():
     assert score_network("fisher", net, x, y) == pytest.approx(expected, rel=1e-4)
 
 
+class _DeadBranch(nn.Module):
+    """A live conv + BN plus a conv on an all-zero input (an NB201 edge out of a node whose inputs
+    are all 'none'), both into one ReLU -> pool -> Linear head."""
+
+    def __init__(self, bias: bool):
+        super().__init__()
+        self.live = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+        self.dead = nn.Sequential(nn.ReLU(), nn.Conv2d(3, 4, 1, bias=bias), nn.BatchNorm2d(4))
+        self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def forward(self, x):
+        return self.head(self.live(x) + self.dead(x.mul(0.0)))
+
+
+def test_fisher_of_a_conv_on_zeros_is_zero_unless_it_has_a_bias():
+    # The dead conv's output a is 0, so a * dL/da adds nothing and fisher equals the live network's.
+    # The reference's nasbench2 cells give that conv a bias (BN affine=False): BN removes it from
+    # the function (every other proxy is unchanged) but a = b meets dL/da ~ 1/sqrt(eps) of a
+    # zero-variance channel, and fisher jumps (the published fisher's gap; module docstring).
+    torch.manual_seed(0)
+    net, (x, y) = _DeadBranch(bias=False), _batch()
+    fisher = score_network("fisher", net, x, y)
+    assert fisher == score_network("fisher", nn.Sequential(net.live, net.head), x, y) > 0
+    biased = _DeadBranch(bias=True)
+    biased.load_state_dict(net.state_dict(), strict=False)
+    with torch.no_grad():
+        biased.dead[1].bias.fill_(0.05)
+    assert score_network("fisher", biased, x, y) > 10 * fisher
+    for m in ("grad_norm", "snip", "grasp", "jacob_cov", "nwot"):
+        assert score_network(m, biased, x, y) == pytest.approx(score_network(m, net, x, y), rel=1e-5), m
+
+
 def test_jacob_cov_eigenvalue_formula():
     j = np.random.default_rng(0).normal(size=(5, 40))
     z = (j - j.mean(1, keepdims=True)) / j.std(1, keepdims=True)
@@ -205,6 +237,22 @@ def test_joint_equals_one_at_a_time(nb201_batch):
     joint = score_all(net, x, y)
     for m in ZERO_COST:
         assert joint[m] == pytest.approx(score_network(m, net, x, y), rel=1e-4, abs=1e-6, nan_ok=True), m
+
+
+def test_joint_inplace_consumes_only_its_own_network(nb201_batch):
+    # inplace skips the copies: same values, and zen still sees the entry BN running statistics
+    # (the shared training-mode pass moves them; score_all restores them before zen).
+    x, y = nb201_batch
+    torch.manual_seed(0)
+    net = get_space("nb201").build_network("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|"
+                                           "nor_conv_3x3~1|skip_connect~2|", C=4, N=1)
+    kept = score_all(net, x, y)
+    consumed = score_all(copy.deepcopy(net), x, y, inplace=True)
+    assert all(np.isfinite(v) for v in kept.values())
+    assert kept.keys() == consumed.keys() == set(ZERO_COST)
+    for m in ZERO_COST:
+        assert consumed[m] == pytest.approx(kept[m], rel=1e-6, nan_ok=True), m
+    assert consumed["zen"] == pytest.approx(score_network("zen", net, x, y), rel=1e-5)
 
 
 def test_disconnected_cell_scores_nonfinite_where_the_reference_does(nb201_batch):

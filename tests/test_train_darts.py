@@ -32,7 +32,7 @@ def test_darts_eval_recipe_and_config_records():
     for bad in ({"drop_path_prob": 1.0}, {"auxiliary_weight": -1.0}, {"grad_clip": -0.1}):
         with pytest.raises(HarnessError, match=next(iter(bad))):
             TrainConfig(**bad)
-    settings = TrainSettings(epochs={"original": 2})
+    settings = TrainSettings(epochs={"original": 2}, precision="fp32", channels_last=False)  # the recipes' own mode
     assert settings.config("original", "darts") == DARTS_EVAL.with_(epochs=2)
     assert settings.config("original", "nb201") == ORIGINAL.with_(epochs=2)
     assert settings.config("tr-net-2-3", "darts") == TR_NET

@@ -7,10 +7,16 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
+from harness.bench.context import run_meta
+from harness.bench.definition import Definition, build_definition
+from harness.bench.runner import run_benchmark
+from harness.proxies import TrainSettings
 from harness.proxies.training import train_candidate
 from harness.spaces import get_space
+from harness.store.results import ResultsStore
+from harness.train import recipe
 from harness.train.loop import TrainingDiverged, evaluate, train
-from harness.train.recipe import MODES, ORIGINAL, TR_NET, TrainConfig, parse_mode
+from harness.train.recipe import MODES, ORIGINAL, TR_NET, TrainConfig, default_mode, parse_mode
 from harness.transfer.cache import PrefixFeatureCache
 from harness.transfer.splice import FrozenPrefix, build_tr_net
 
@@ -122,3 +128,50 @@ def test_train_candidate_with_cache_matches_without(tiny_data, pretrained):
 
 def test_original_default_is_recorded(tiny_data):
     assert ORIGINAL.mode in MODES and TR_NET.mode == ORIGINAL.mode
+
+
+NATIVE_BF16, NO_BF16 = frozenset({"avx512f", "avx512_bf16"}), frozenset({"avx512f", "avx2"})
+
+
+def test_default_mode_follows_the_devices_bf16_capability():
+    assert default_mode("cpu", NATIVE_BF16) == "bf16+channels_last"
+    assert default_mode("cpu", frozenset({"amx_bf16"})) == "bf16+channels_last"
+    assert default_mode("cpu", NO_BF16) == "fp32" and default_mode("cpu", frozenset()) == "fp32"
+    assert default_mode("meta") == "fp32"
+    if not torch.cuda.is_available():
+        assert default_mode("cuda") == "fp32"
+    with pytest.raises(HarnessError, match="device 'gpu0': not a torch device"):
+        default_mode("gpu0")
+
+
+@pytest.mark.parametrize("flags,want", [(NATIVE_BF16, ("bf16", True)), (NO_BF16, ("fp32", False))])
+def test_settings_resolve_the_default_mode_and_keep_what_is_forced(monkeypatch, flags, want):
+    monkeypatch.setattr(recipe, "cpu_flags", lambda: flags)  # this CPU's capability, injected
+    settings = TrainSettings(device="cpu", epochs={"original": 2})
+    assert settings.mode() == want
+    assert (settings.config("original").precision, settings.config("original").channels_last) == want
+    assert settings.config("tr-net-5-5").mode == TR_NET.with_mode(settings.config("original").mode).mode
+    forced = TrainSettings(device="cpu", precision="fp32", channels_last=False)
+    assert forced.config("original") == ORIGINAL and forced.config("tr-net-5-5") == TR_NET  # the fp32 recipes
+    assert TrainSettings(device="cpu", precision="fp32").mode() == ("fp32", want[1])  # each option on its own
+
+
+def _train_definition(train: dict) -> Definition:
+    return build_definition({"name": "mode-test", "kind": "train", "arch_list": [ALL_CONV], "proxies": ["train:original"],
+                             "train": {"limit": 32, "batch_size": 16, "epochs": {"original": 1}, "device": "cpu",
+                                       **train}}, "test")
+
+
+def test_rows_record_the_concrete_mode_and_a_definition_can_force_fp32(monkeypatch, tmp_path):
+    monkeypatch.setattr(recipe, "cpu_flags", lambda: NATIVE_BF16)
+    default, forced = _train_definition({}), _train_definition({"precision": "fp32", "channels_last": False})
+    run_benchmark(default, tmp_path, progress=False)
+    run_benchmark(forced, tmp_path, progress=False)
+    first, second = [json.loads(c) for c in ResultsStore(tmp_path).read("train")["config"]]
+    assert (first["precision"], first["channels_last"]) == ("bf16", True)
+    assert "amp" not in first  # never "auto"; fp32 is recorded as amp = false, as before the option existed
+    assert second["amp"] is False and second["channels_last"] is False and "precision" not in second
+    meta = json.loads(run_meta(default, "b")["config"])["train"]
+    assert (meta["precision"], meta["channels_last"]) == ("bf16", True)
+    assert "precision" not in json.loads(run_meta(build_definition({"name": "t", "kind": "rank", "datasets": ["cifar10"]},
+                                                                   "test"), "b")["config"])["train"]  # trains nothing

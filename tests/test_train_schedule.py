@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from harness import HarnessError
+from harness.proxies import TrainProxy
 from harness.spaces import get_space
+from harness.store.results import ResultsStore
 from harness.train.loop import train
 from harness.train.recipe import TrainConfig
 from harness.train.schedule import Occupancy, concurrency, run_concurrently
@@ -42,3 +44,24 @@ def test_two_tiny_candidates_concurrently_match_one_at_a_time(tiny_data):
     both = run_concurrently([_job(space, a, data, two) for a in ARCHS], k=2)
     assert one.peak == 1 and two.peak == 2
     assert both == alone  # same candidates, same results, same order
+
+
+def test_train_proxy_trains_k_at_once_with_the_results_of_one_at_a_time(tiny_data, tmp_path):
+    """The rank/train kinds' path (TrainProxy.train_rows): on CPU one at a time by default; with
+    k = 2 (what a GPU gets from free memory) the same rows, marked ``concurrent``."""
+    data, space = tiny_data(32), get_space("nb201")
+    archs = [space.parse(a) for a in ARCHS]
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    keys = ["arch_str", "val_acc", "test_acc", "train_loss", "config"]
+
+    def rows(k, where):
+        proxy = TrainProxy(space, "original", data, table_dataset="cifar10", cfg=cfg, store=ResultsStore(where))
+        return proxy.train_rows(archs, k=k), ResultsStore(where).read("train")
+
+    alone, stored_alone = rows(None, tmp_path / "a")
+    both, stored_both = rows(2, tmp_path / "b")
+    assert [[r[k] for k in keys] for r in both] == [[r[k] for k in keys] for r in alone]
+    assert "concurrent" not in alone[0] and [r["concurrent"] for r in both] == [2, 2]
+    assert len(stored_alone) == len(stored_both) == 2
+    loop = [TrainProxy(space, "original", data, table_dataset="cifar10", cfg=cfg).train_row(a) for a in archs]
+    assert [[r[k] for k in keys] for r in loop] == [[r[k] for k in keys] for r in alone]  # as before on CPU

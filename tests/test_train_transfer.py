@@ -20,13 +20,15 @@ from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
 from harness.train.recipe import TrainConfig
+from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_THRESHOLDS
 from harness.transfer.splice import build_tr_net
 
 pytestmark = pytest.mark.slow  # real training: see `make test-fast`
 
 TINY = TrainConfig(epochs=1, batch_size=32)
 ARCH = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
-RECORD_KEYS = {"transfer", "transfer_i", "transfer_j", "transfer_threshold", "transfer_cka", "transfer_min_cka",
+RECORD_KEYS = {"transfer", "transfer_i", "transfer_j", "transfer_threshold", "transfer_estimator", "transfer_cka",
+               "transfer_min_cka",
                "transfer_path", "transfer_source"}
 
 
@@ -126,10 +128,25 @@ def test_tr_net_run_records_the_chosen_depth(data, backbone):
                                                                    direct["train_loss"])
 
 
-@pytest.mark.parametrize("threshold", [0, 0.0, -0.1, 1.5, float("nan"), "high", None, True])
+@pytest.mark.parametrize("threshold", [0, 0.0, -0.1, 1.5, float("nan"), "high", True])
 def test_threshold_outside_0_1_is_refused(threshold, data, backbone):
     with pytest.raises(HarnessError, match=r"threshold: must be a number in \(0, 1\]"):
         auto_transfer(backbone, data, threshold=threshold, cka=diagonal())
+
+
+def test_default_threshold_is_the_estimators_and_a_table_keeps_its_own(data, backbone, tmp_path):
+    for estimator in CKA_ESTIMATORS:
+        _, _, record = auto_transfer(backbone, data, cka=diagonal(step=0.01), estimator=estimator)
+        assert record["transfer_estimator"] == estimator
+        assert record["transfer_threshold"] == DEFAULT_THRESHOLDS[estimator]
+    rows = [{"network": "net-1", "kind": "nb201", "cell": c + 1, "block": b + 1, "cka": float(v),
+             "estimator": "unbiased_minibatch"} for (c, b), v in np.ndenumerate(diagonal(step=0.01))]
+    ResultsStore(tmp_path).append("cka", rows)
+    _, _, record = auto_transfer(backbone, data, cka=tmp_path / "cka")
+    assert record["transfer_estimator"] == "unbiased_minibatch"
+    assert record["transfer_threshold"] == DEFAULT_THRESHOLDS["unbiased_minibatch"]
+    with pytest.raises(HarnessError, match="holds 'unbiased_minibatch' values, not 'eq1'"):
+        auto_transfer(backbone, data, cka=tmp_path / "cka", estimator="eq1")
 
 
 def test_bad_inputs_fail_before_any_training(data, backbone, tmp_path):

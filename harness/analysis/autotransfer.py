@@ -15,7 +15,7 @@ one forward pass of a zero image of the dataset's size. For ResNet-20/32/56 agai
 means the same stage (same width and resolution).
 
 The chosen pair is returned with a flat record for the run's results row (``transfer_i``,
-``transfer_j``, ``transfer_threshold``, ``transfer_cka`` = CKA at the splice, ``transfer_min_cka``,
+``transfer_j``, ``transfer_threshold``, ``transfer_estimator``, ``transfer_cka`` = CKA at the splice, ``transfer_min_cka``,
 ``transfer_path`` = JSON ``[[cell, block, cka], ...]``, and where the CKA came from).
 """
 from __future__ import annotations
@@ -29,16 +29,24 @@ import numpy as np
 import torch
 
 from harness import HarnessError
-from harness.analysis.similarity import load_cka, resolve_archs, run_cka
+from harness.analysis.similarity import resolve_archs, run_cka
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import CifarResNet
 from harness.data.datasets import Dataset
 from harness.proxies.training import train_candidate
+from harness.report.cka import read_cka
 from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
 from harness.train.recipe import ORIGINAL, TrainConfig
-from harness.transfer.depth import DEFAULT_THRESHOLD, check_threshold, choose_transfer_depth
+from harness.transfer.depth import (
+    DEFAULT_ESTIMATOR,
+    check_estimator,
+    check_threshold,
+    choose_transfer_depth,
+    default_threshold,
+    shape_compatible,
+)
 from harness.transfer.splice import build_tr_net
 
 #: Any architecture serves to read NB201's cell shapes (they do not depend on the ops).
@@ -72,28 +80,27 @@ def splice_shapes(backbone: CifarResNet, input_size: tuple[int, int, int] = (3, 
 def splice_compatible(backbone: CifarResNet, input_size: tuple[int, int, int] = (3, 32, 32),
                       N: int = 5) -> Callable[[int, int], bool]:
     """``compatible(i, j)`` (1-based) for :func:`choose_transfer_depth`; see the module docstring."""
-    return _compatible(*splice_shapes(backbone, input_size, N))
+    return shape_compatible(*splice_shapes(backbone, input_size, N))
 
 
-def _compatible(cells: list, blocks: list) -> Callable[[int, int], bool]:
-    def compatible(i: int, j: int) -> bool:
-        return 1 <= i <= len(cells) - 1 and 1 <= j <= len(blocks) - 1 and cells[i - 1] == blocks[j - 1]
-
-    return compatible
-
-
-def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: float = DEFAULT_THRESHOLD,
-                  n_archs: int = 3, train_cfg: TrainConfig = ORIGINAL, seed: int = 0, cka=None,
-                  out_dir: "str | Path | None" = None, n_eval: int = 500, batch_size: int = 250,
+def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: "float | None" = None,
+                  estimator: "str | None" = None, n_archs: int = 3, train_cfg: TrainConfig = ORIGINAL, seed: int = 0,
+                  cka=None, out_dir: "str | Path | None" = None, n_eval: int = 500, batch_size: int = 250,
                   progress: bool = False) -> tuple[int, int, dict]:
     """Choose Tr-Net-i-j for ``backbone_ckpt`` on ``data`` from CKA -> (i, j, record).
 
     ``cka``: None runs :func:`run_cka` with ``n_archs`` random architectures (seeded, trained with
     ``train_cfg``; outputs to ``out_dir``, or a temporary folder that is removed); a path reuses
-    a ``cka.parquet`` (its mean over the NB201 networks); an array is used as the mean matrix
-    (cells x blocks). Raises :class:`HarnessError` when no compatible pair reaches ``threshold``.
+    a CKA table (its latest batch's mean over the NB201 networks); an array is used as the mean
+    matrix (cells x blocks). ``estimator``: the CKA the matrix holds -- None = the table's own for a
+    path, :data:`DEFAULT_ESTIMATOR` otherwise; a table computed with another one is an error.
+    ``threshold`` None = the estimator's calibrated one (:data:`harness.transfer.depth.DEFAULT_THRESHOLDS`).
+    Raises :class:`HarnessError` when no compatible pair reaches the threshold.
     """
-    threshold = check_threshold(threshold)
+    if estimator is not None:
+        check_estimator(estimator)
+    if threshold is not None:
+        threshold = check_threshold(threshold)
     backbone, _ = load_backbone(backbone_ckpt)  # a missing / bad checkpoint fails before any training
     input_size = tuple(data.train.x.shape[1:])
     cell_shapes, block_shapes = splice_shapes(backbone, input_size)
@@ -103,23 +110,30 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
         with tempfile.TemporaryDirectory(prefix="cka-auto-") as tmp:
             store = ResultsStore(out_dir or tmp)
             result = run_cka(backbone_ckpt, n_archs, data, out_dir=store.path("cka"), store=store, n_eval=n_eval,
-                             batch_size=batch_size, train_cfg=train_cfg, seed=seed, progress=progress)
-        mean = result.mean
+                             batch_size=batch_size, train_cfg=train_cfg, seed=seed, progress=progress,
+                             estimator=estimator or DEFAULT_ESTIMATOR)
+        mean, estimator = result.mean, result.estimator
         source = {"transfer_source": str(store.path("cka")) if out_dir else "cka run (not kept)",
                   "transfer_cka_archs": json.dumps(result.archs)}
     elif isinstance(cka, (str, Path)):
-        _, _, mean = load_cka(cka)
+        table = read_cka(cka)
+        if estimator not in (None, table.estimator):
+            raise HarnessError(f"transfer depth: the CKA table {cka} holds {table.estimator!r} values, not "
+                               f"{estimator!r}: thresholds differ between estimators")
+        mean, estimator = table.mean, table.estimator
         source = {"transfer_source": str(cka)}
     else:
-        mean = np.asarray(cka, dtype=np.float64)
+        mean, estimator = np.asarray(cka, dtype=np.float64), estimator or DEFAULT_ESTIMATOR
         source = {"transfer_source": "matrix"}
+    threshold = default_threshold(estimator) if threshold is None else threshold
 
     n_cells, n_blocks = len(cell_shapes), len(block_shapes)
     if mean.shape != (n_cells, n_blocks):
         raise HarnessError(f"transfer depth: the CKA matrix is {mean.shape}, but NB201 has {n_cells} cells and "
                            f"{backbone_ckpt} has {n_blocks} blocks: expected ({n_cells}, {n_blocks})")
     try:
-        choice = choose_transfer_depth(mean, threshold, compatible=_compatible(cell_shapes, block_shapes))
+        choice = choose_transfer_depth(mean, threshold, estimator=estimator,
+                                       compatible=shape_compatible(cell_shapes, block_shapes))
     except HarnessError as exc:
         if cka is None and out_dir:  # the CKA run was expensive: say how to reuse it
             raise HarnessError(f"{exc}; the CKA table is kept: reuse it with cka={source['transfer_source']}") from None
@@ -130,13 +144,13 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: floa
 
 
 def train_auto_transfer(arch, data: Dataset, *, backbone: "str | Path", cfg: "TrainConfig | None" = None,
-                        threshold: float = DEFAULT_THRESHOLD, cka=None, n_archs: int = 3,
+                        threshold: "float | None" = None, estimator: "str | None" = None, cka=None, n_archs: int = 3,
                         cka_cfg: TrainConfig = ORIGINAL, cka_out: "str | Path | None" = None,
                         seed: int = 0, progress: bool = True) -> dict:
     """Train ``arch`` as Tr-Net-i-j with (i, j) from :func:`auto_transfer`; the results row of
     :func:`harness.proxies.training.train_candidate` plus the transfer record."""
-    i, j, record = auto_transfer(backbone, data, threshold=threshold, n_archs=n_archs, train_cfg=cka_cfg,
-                                 seed=seed, cka=cka, out_dir=cka_out, progress=progress)
+    i, j, record = auto_transfer(backbone, data, threshold=threshold, estimator=estimator, n_archs=n_archs,
+                                 train_cfg=cka_cfg, seed=seed, cka=cka, out_dir=cka_out, progress=progress)
     row = train_candidate(get_space("nb201"), arch, method_for(i, j), data, cfg=cfg, backbone=backbone, seed=seed,
                           progress=progress)
     return {**row, **record}

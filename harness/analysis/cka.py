@@ -8,8 +8,10 @@ Two estimators:
   ``CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))``. :func:`linear_cka_gram` is that formula
   literally; :func:`linear_cka_features` is the same number computed in feature space,
   ``||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)`` with column-centred ``Xc``, ``Yc`` (since
-  ``tr(HKH HLH) = ||Yc^T Xc||_F^2``), which is cheaper when n >> p. :func:`linear_cka` picks the
-  cheaper of the two.
+  ``tr(HKH HLH) = ||Yc^T Xc||_F^2``), which is cheaper when n >> p. For whole (layers of A) x
+  (layers of B) matrices, :func:`full_data_layer` keeps each layer in the cheaper form -- its
+  centred n x n Gram when it has at least as many features as examples, else its centred
+  features -- and :func:`eq1_matrix` pairs them; :func:`linear_cka` is one such pair.
 * **Minibatch** (Nguyen, Raghu & Kornblith, ICLR 2021): per minibatch the unbiased HSIC_1 of
   Song et al. (2012) is computed and summed over minibatches;
   ``CKA = sum HSIC_1(K, L) / sqrt(sum HSIC_1(K, K) sum HSIC_1(L, L))``. Only n x n Gram matrices
@@ -17,12 +19,19 @@ Two estimators:
   :class:`MinibatchCKA` accumulates a whole (layers of A) x (layers of B) matrix at once;
   :func:`linear_cka_unbiased` is the same estimator on all examples as one batch.
 
+Scales differ: Eq. (1)'s biased HSIC overstates similarity when features outnumber examples
+(independent Gaussian features, n = 500, p = 16,384: Eq. (1) about 0.97, the unbiased estimator
+about 0.005), so thresholds on one scale do not carry over to the other
+(:data:`harness.transfer.depth.DEFAULT_THRESHOLDS` has one per estimator, names in
+:data:`harness.transfer.depth.CKA_ESTIMATORS`).
+
 All arithmetic is float64 on the inputs' device. A representation with (numerically) zero variance
 -- e.g. a NB201 cell whose ops are all ``none`` -- has no defined CKA: those entries are NaN.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -120,13 +129,65 @@ def linear_cka_features(x, y) -> float:
     return float(_ratio(hxy, hxx, hyy, _scale(x) * n**2, _scale(y) * n**2))
 
 
+@dataclass(frozen=True)
+class FullDataLayer:
+    """One layer over all n examples, ready for Eq. (1): the centred Gram ``Kc = Xc Xc^T`` (n x n)
+    when p >= n, else the centred features ``Xc`` (n x p) -- whichever is smaller to hold and
+    cheaper to pair. HSIC terms are kept without Eq. (1)'s 1/(n-1)^2, which cancels in CKA."""
+
+    gram: Optional[torch.Tensor]
+    features: Optional[torch.Tensor]
+    self_hsic: torch.Tensor   # tr(Kc Kc) = ||Xc^T Xc||_F^2
+    scale: torch.Tensor       # ||X||_F^4 = _scale * n^2: only to spot a zero-variance layer
+
+    @property
+    def n(self) -> int:
+        return (self.gram if self.gram is not None else self.features).shape[0]
+
+    def as_gram(self) -> torch.Tensor:
+        return self.gram if self.gram is not None else self.features @ self.features.T
+
+
+def full_data_layer(x, name: str = "x") -> FullDataLayer:
+    """A layer's representation (n, ...) -> :class:`FullDataLayer`, in float64."""
+    x = _as_features(x, name)
+    n, p = x.shape
+    scale = _scale(x) * n**2
+    xc = x - x.mean(0)
+    if p >= n:
+        gram = xc @ xc.T
+        return FullDataLayer(gram, None, gram.square().sum(), scale)
+    return FullDataLayer(None, xc, (xc.T @ xc).square().sum(), scale)
+
+
+def _cross_hsic(a: FullDataLayer, b: FullDataLayer) -> torch.Tensor:
+    """tr(Ka Kb) = vec(HKH) . vec(HLH), in whichever form both layers allow."""
+    if a.features is not None and b.features is not None:
+        return (b.features.T @ a.features).square().sum()
+    return (a.as_gram() * b.as_gram()).sum()
+
+
+def eq1_matrix(layers_a: Sequence[FullDataLayer], layers_b: Sequence[FullDataLayer]) -> np.ndarray:
+    """Paper Eq. (1) between every layer of A (rows) and of B (columns) -> float64 numpy; NaN
+    where a layer has no variance. All layers must hold the same n examples."""
+    if not layers_a or not layers_b:
+        raise HarnessError(f"CKA: needs at least one layer per side, got {len(layers_a)} and {len(layers_b)}")
+    sizes = {layer.n for layer in (*layers_a, *layers_b)}
+    if len(sizes) != 1:
+        raise HarnessError(f"CKA: both representations need the same examples, got {sorted(sizes)} rows")
+    if sizes.pop() < 2:
+        raise HarnessError("CKA: needs at least 2 examples")
+    hab = torch.stack([torch.stack([_cross_hsic(a, b) for b in layers_b]) for a in layers_a])
+    haa, hbb = torch.stack([a.self_hsic for a in layers_a]), torch.stack([b.self_hsic for b in layers_b])
+    sa, sb = torch.stack([a.scale for a in layers_a]), torch.stack([b.scale for b in layers_b])
+    return _ratio(hab, haa, hbb, sa, sb).cpu().numpy()
+
+
 def linear_cka(x, y) -> float:
-    """Linear CKA of paper Eq. (1), by whichever of the Gram / feature-space forms is cheaper."""
+    """Linear CKA of paper Eq. (1), each side in its cheaper form (see :class:`FullDataLayer`)."""
     x, y = _as_features(x, "x"), _as_features(y, "y")
-    n, p1, p2 = x.shape[0], x.shape[1], y.shape[1]
-    gram_cost = n * n * (p1 + p2)
-    feature_cost = n * (p1 + p2) ** 2
-    return linear_cka_gram(x, y) if gram_cost <= feature_cost else linear_cka_features(x, y)
+    _check_pair(x, y, 2)
+    return float(eq1_matrix([full_data_layer(x, "x")], [full_data_layer(y, "y")])[0, 0])
 
 
 # --- minibatch: unbiased HSIC_1 (Song et al. 2012), Nguyen et al. 2021 ------------------------

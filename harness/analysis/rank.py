@@ -3,7 +3,9 @@
 Two selections of architectures:
 
 * ``random``: ``sample`` architectures drawn uniformly without replacement, ``draws`` times
-  (draw ``d`` uses ``numpy.random.default_rng([seed, d])``); mean and std over draws.
+  (draw ``d`` uses ``numpy.random.default_rng([seed, d])``); mean and std over draws. The paper's
+  Table 1 reports one draw of 1,000, not a mean: the first draw's values are kept beside the mean
+  (``krocc_single``, ``srocc_single``, drawn with ``single_draw_seed`` = ``[seed, 0]``).
 * ``top``: the ``top_k`` best by ground truth. Ties at the boundary are handled by ``ties``:
   ``"drop"`` (default) keeps every architecture strictly better than the k-th value and adds the
   boundary group only if all of it fits within k -- the set never depends on an arbitrary order,
@@ -23,6 +25,8 @@ from scipy.stats import kendalltau, spearmanr
 from harness import HarnessError
 
 TIES = ("drop", "stable", "include")
+#: Which architectures a rank benchmark trains its training proxies on (kind ``rank``, ``train_selections``).
+TRAIN_SELECTIONS = ("random", "top_k")
 
 
 @dataclass
@@ -38,6 +42,9 @@ class RankResult:
     srocc_std: float
     seed: int
     wall_s: float
+    krocc_single: float     # draw 0 alone (the paper's one draw); = krocc for a fixed selection
+    srocc_single: float
+    single_draw_seed: str   # numpy.random.default_rng seed of draw 0, "[seed, 0]"; "" for a fixed selection
 
     def row(self) -> dict:
         return asdict(self)
@@ -83,7 +90,7 @@ def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name
         sel = np.intersect1d(top_k(truth, top, ties), known)
         tau, rho = correlations(proxy[sel], truth[sel])
         return RankResult(dataset, proxy_name, f"top-{top}", len(sel), 1, tau, 0.0, rho, 0.0, seed,
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, tau, rho, "")
     n = len(known) if sample is None else sample
     if not 2 <= n <= len(known):
         raise HarnessError(f"sample {n}: must be in 2..{len(known)} (architectures with a proxy value)")
@@ -97,6 +104,8 @@ def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name
         tau, rho = correlations(proxy[sel], truth[sel])
         taus.append(tau)
         rhos.append(rho)
-    label = f"random-{n}" if n < len(known) else f"all-{n}"
+    random = n < len(known)
+    label = f"random-{n}" if random else f"all-{n}"
     return RankResult(dataset, proxy_name, label, n, draws, float(np.mean(taus)), float(np.std(taus)),
-                      float(np.mean(rhos)), float(np.std(rhos)), seed, time.perf_counter() - t0)
+                      float(np.mean(rhos)), float(np.std(rhos)), seed, time.perf_counter() - t0,
+                      taus[0], rhos[0], f"[{seed}, 0]" if random else "")

@@ -11,21 +11,25 @@ shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS sup
   from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.backbones.checkpoint.save_network`. Their
   features are the outputs of the 3N search cells (rows, ``cell`` 1..3N; reduction blocks are not
   search cells, as in Fig. 1's 15 rows).
-* **Supernet** (``supernet=True``): the NB201 DARTS supernet trained with *first-order DARTS*
+* **Supernet** (``supernet=True``): the NB201 DARTS supernet -- or, with ``space`` (e.g.
+  ``darts``, Fig. 2's case), that space's ``build_supernet()`` alone -- trained with *first-order DARTS*
   (alternating one Adam step on alpha, on a batch of the validation split, and one SGD step on the
   weights, on a batch of the training split; DARTS's NB201 hyperparameters in
   ``SUPERNET_RECIPE``). Its cells are compared through the same space-agnostic path
   (:func:`harness.analysis.features.cka_against_reference` takes any modules).
 * **Evaluation set**: the first ``n_eval`` images of the validation split (the test split when the
   dataset has none; all of it when it is smaller, the count used is recorded), normalised, no
-  augmentation, fixed for every network; CKA is the minibatch (unbiased HSIC) estimator of Nguyen
-  et al. (2021) over batches of ``batch_size``. Neither the backbone (pre-trained on the train
+  augmentation, fixed for every network. CKA by ``estimator``: ``eq1`` (default) is the paper's
+  Eq. (1) over all ``n_eval`` images at once (Fig. 1's estimator); ``unbiased_minibatch`` the
+  unbiased-HSIC estimator of Nguyen et al. (2021) summed over batches of ``batch_size`` (which
+  otherwise only bounds the forward pass). Neither the backbone (pre-trained on the train
   split) nor the NB201 networks trained on these images; the supernet's alpha did (DARTS uses the
   validation split for alpha), which CKA, comparing representations and not labels, tolerates.
 
-Outputs in ``out_dir`` (each written atomically): ``cka.parquet`` in long form, one row per
-(network, cell, block) with provenance; ``cka_grid.png`` (one panel per network plus the mean);
-``cka_mean.png`` (the mean alone). The mean is over the NB201 architectures only (the supernet is
+Outputs in ``out_dir`` (each written atomically): the ``cka`` table in long form, one row per
+(network, cell, block) with provenance, the ``estimator`` and each layer's output shape
+(``cell_shape``, ``block_shape``: which pairs splice); ``cka_grid.png``, ``cka_mean.png`` and
+``cka_summary.md`` (:mod:`harness.report.cka`, which ``harness leaderboard`` also redraws). The mean is over the NB201 architectures only (the supernet is
 its own panel), NaN-aware: a cell without variance (an architecture whose cell output is always
 zero) is NaN and left out of that square's mean.
 """
@@ -41,13 +45,13 @@ import pandas as pd
 import torch
 
 from harness import HarnessError
-from harness.analysis.features import cka_against_reference
+from harness.analysis.features import cka_against_reference, output_shapes
 from harness.backbones.checkpoint import load_backbone
 from harness.data.augment import batches
 from harness.data.datasets import Dataset, Split
 from harness.methods.oneshot.darts import SUPERNET_RECIPE, train_supernet
 from harness.proxies.training import train_network
-from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
+from harness.report.cka import GRID_PNG, MEAN_PNG, cka_table, read_cka, write_cka_figures
 from harness.runinfo import run_record
 from harness.spaces import get_space
 from harness.spaces.nb201 import encoding as space
@@ -55,9 +59,10 @@ from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
 from harness.train.checkpoint import load_network, save_network
 from harness.train.recipe import ORIGINAL, TrainConfig
+from harness.transfer.depth import DEFAULT_ESTIMATOR, check_estimator
 
 SUPERNET = "supernet"
-GRID_PNG, MEAN_PNG = "cka_grid.png", "cka_mean.png"
+__all__ = ["GRID_PNG", "MEAN_PNG", "CkaResult", "load_cka", "run_cka"]
 
 ArchSpec = Union[str, int, Path, Sequence[str]]
 
@@ -72,6 +77,8 @@ class CkaResult:
     archs: list[str]          # NB201 string per network (the supernet's: its genotype)
     parquet_path: Path
     png_paths: list[Path]     # [cka_grid.png, cka_mean.png]
+    summary_path: Path        # cka_summary.md
+    estimator: str
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -170,22 +177,39 @@ def _prepare_networks(specs, data: Dataset, cfg: TrainConfig, seed: int, progres
 
 # --- the experiment ----------------------------------------------------------------------------
 
+def _space_supernet(space: str, data: Dataset, seed: int, network: "dict | None") -> torch.nn.Module:
+    """``space``'s search supernet (seeded like the NB201 one), with ``network`` options (e.g. DARTS C, layers)."""
+    torch.manual_seed(seed)
+    try:
+        return get_space(space).build_supernet(data.num_classes, **(network or {}))
+    except TypeError as exc:
+        raise HarnessError(f"CKA on space {space!r}: its supernet does not take the options {network}: {exc}") from None
+
+
 def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str | Path",
             store: "ResultsStore | None" = None, meta: "dict | None" = None, n_eval: int = 500, batch_size: int = 250, train_cfg: TrainConfig = ORIGINAL,
-            seed: int = 0, supernet: bool = False, keep_networks: bool = False, progress: bool = True) -> CkaResult:
+            seed: int = 0, supernet: bool = False, keep_networks: bool = False, progress: bool = True,
+            estimator: str = DEFAULT_ESTIMATOR, space: str = "nb201", network: "dict | None" = None) -> CkaResult:
     """CKA between a backbone's blocks and the search cells of NB201 networks (and a supernet).
 
     ``archs``: an int N (N random architectures, drawn with ``seed``), a list (see
-    :func:`resolve_archs`), or None together with ``supernet=True`` (the supernet alone).
+    :func:`resolve_archs`), or None / 0 together with ``supernet=True`` (the supernet alone).
+    ``space`` other than nb201 (e.g. ``darts``, paper Fig. 2): only that space's supernet
+    (``build_supernet(**network)``), trained by the same first-order DARTS.
     Network k is trained with seed ``seed + k - 1``; ``keep_networks`` saves each trained one to
     ``out_dir/networks/net-k.pt`` (reusable in ``archs``). The rows (plus ``meta``) go to
     ``store``'s ``cka`` table (default: a store rooted at ``out_dir``), the heatmaps to ``out_dir``.
     """
     if not isinstance(train_cfg, TrainConfig):
         raise HarnessError(f"train_cfg: expected a TrainConfig, got {type(train_cfg).__name__}")
+    check_estimator(estimator)
     n_eval = _check_int(n_eval, "n_eval", 4)
     batch_size = _check_int(batch_size, "batch_size", 4)
-    specs = [] if archs is None and supernet else resolve_archs(archs, seed)
+    supernet_only = supernet and (archs is None or (isinstance(archs, int) and archs == 0))
+    if space != "nb201" and not supernet_only:
+        raise HarnessError(f"CKA on space {space!r}: only its supernet is compared (supernet=True, no archs); "
+                           "trained candidate networks are NB201's")
+    specs = [] if supernet_only else resolve_archs(archs, seed)
     backbone, backbone_meta = load_backbone(backbone_ckpt)  # fail on a bad checkpoint before training
     out_dir = Path(out_dir)
     device = data.train.x.device
@@ -194,76 +218,52 @@ def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str 
 
     nets = _prepare_networks(specs, data, train_cfg, seed, progress, out_dir / "networks" if keep_networks else None)
     if supernet:
-        model, info = train_supernet(data, train_cfg, seed=seed, progress=progress)
+        model, info = train_supernet(data, train_cfg, seed=seed, progress=progress,
+                                     model=None if space == "nb201" else _space_supernet(space, data, seed, network))
+        arch = info["arch"] if isinstance(info["arch"], str) else get_space(space).format(info["arch"])
         nets.append({"name": SUPERNET, "kind": "supernet", "model": model, "modules": search_cells(model),
-                     "source": "trained", "train_seed": seed, **info})
+                     "source": "trained", "train_seed": seed, **info, "arch": arch})
 
-    matrices = cka_against_reference(backbone, list(backbone.blocks),
-                                     [(n["model"], n["modules"]) for n in nets], eval_batches(x_eval, batch_size))
-    archs_only = [m for m, n in zip(matrices, nets) if n["kind"] == "nb201"]
-    mean = mean_matrix(archs_only or matrices)
+    matrices = cka_against_reference(backbone, list(backbone.blocks), [(n["model"], n["modules"]) for n in nets],
+                                     eval_batches(x_eval, batch_size), estimator)
+    block_shapes = output_shapes(backbone, list(backbone.blocks), x_eval)
 
     config = {"train": train_cfg.as_dict(), "n_eval": len(x_eval), "eval_split": eval_split,
-              "eval_batch_size": batch_size, "supernet_recipe": SUPERNET_RECIPE if supernet else None}
+              "eval_batch_size": batch_size, "estimator": estimator,
+              "supernet_recipe": SUPERNET_RECIPE if supernet else None}
     common = {"backbone": str(backbone_ckpt), "backbone_name": backbone_meta.get("architecture"),
               "backbone_meta": json.dumps(backbone_meta, sort_keys=True), "dataset": data.name,
               "data_source": data.source, "eval_split": eval_split, "n_eval": len(x_eval),
-              "epochs": train_cfg.epochs, "config": json.dumps(config, sort_keys=True),
+              "epochs": train_cfg.epochs, "config": json.dumps(config, sort_keys=True), "estimator": estimator,
+              "space": space,
               **run_record(seed=seed, device=str(device))}
     rows = []
     for net, m in zip(nets, matrices):
         per_net = {k: net[k] for k in ("name", "kind", "arch", "source", "train_seed", "val_acc", "test_acc")}
         per_net["network"] = per_net.pop("name")
+        cell_shapes = output_shapes(net["model"], net["modules"], x_eval)
         for c in range(m.shape[0]):
             for b in range(m.shape[1]):
-                rows.append({**per_net, "cell": c + 1, "block": b + 1, "cka": float(m[c, b]), **common})
+                rows.append({**per_net, "cell": c + 1, "block": b + 1, "cka": float(m[c, b]),
+                             "cell_shape": json.dumps(cell_shapes[c]), "block_shape": json.dumps(block_shapes[b]),
+                             **common})
     front = ["network", "kind", "arch", "cell", "block", "cka"]
     df = pd.DataFrame(rows)
-    df = df[front + [c for c in df.columns if c not in front]]
+    # The run's provenance, but "kind" stays the network's (nb201 / supernet), not the benchmark kind.
+    df = df[front + [c for c in df.columns if c not in front]].assign(
+        **{k: v for k, v in (meta or {}).items() if k != "kind"})
     out_dir.mkdir(parents=True, exist_ok=True)
-    parquet = (store or ResultsStore(out_dir)).append("cka", df.assign(**(meta or {})))
-
-    names = [n["name"] for n in nets]
-    backbone_label = backbone_meta.get("architecture") or "backbone"
-    titles = [_panel_title(n) for n in nets]
-    mean_title = f"mean of {len(archs_only)} NB201 networks" if archs_only else "mean"
-    labels = {"row_label": "NB201 cell", "col_label": f"{backbone_label} block"}
-    grid = plot_cka_grid(matrices + [mean], out_dir / GRID_PNG, titles=titles + [mean_title], add_mean=False,
-                         suptitle=f"CKA, {backbone_label} blocks vs NB201 cells ({data.name}, {len(x_eval)} "
-                                  f"{eval_split} images)", **labels)
-    mean_png = plot_cka_heatmap(mean, out_dir / MEAN_PNG, title=f"CKA: {mean_title} vs {backbone_label}", **labels)
-    return CkaResult(matrices=list(matrices), mean=mean, names=names, archs=[n["arch"] for n in nets],
-                     parquet_path=parquet, png_paths=[grid, mean_png])
-
-
-def _panel_title(net: dict) -> str:
-    acc = net.get("test_acc")
-    acc = f", test {acc:.1f}%" if isinstance(acc, (int, float)) and acc == acc else ""
-    return f"{net['name']}{acc}"
+    parquet = (store or ResultsStore(out_dir)).append("cka", df)
+    table = cka_table(df, str(parquet))
+    grid, mean_png, summary = write_cka_figures(table, out_dir)
+    return CkaResult(matrices=list(matrices), mean=table.mean, names=table.names, archs=[n["arch"] for n in nets],
+                     parquet_path=parquet, png_paths=[grid, mean_png], summary_path=summary, estimator=estimator)
 
 
 def load_cka(path: "str | Path") -> tuple[list[str], list[np.ndarray], np.ndarray]:
     """Read CKA rows of :func:`run_cka` -> (network names, matrices, mean over the NB201 networks --
     or over all networks when there are only supernets). ``path``: one Parquet file, or a folder
-    of parts (the store's ``cka`` table), of which the latest batch is used."""
-    path = Path(path)
-    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
-    if not files or not all(f.is_file() for f in files):
-        raise HarnessError(f"CKA table {path}: no such file (or no part-*.parquet in the folder)")
-    try:
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    except Exception as exc:  # pyarrow raises several kinds for a non-Parquet file
-        raise HarnessError(f"CKA table {path}: not a readable Parquet file ({type(exc).__name__})") from None
-    if "batch_id" in df.columns and df["batch_id"].notna().any():
-        df = df[df["batch_id"] == df["batch_id"].dropna().iloc[-1]]
-    missing = {"network", "kind", "cell", "block", "cka"} - set(df.columns)
-    if missing or df.empty:
-        raise HarnessError(f"CKA table {path}: not a harness CKA table (missing columns {sorted(missing)} or no rows)")
-    names, matrices, kinds = [], [], []
-    for name, part in df.groupby("network", sort=False):
-        table = part.pivot(index="cell", columns="block", values="cka").sort_index().sort_index(axis=1)
-        names.append(str(name))
-        matrices.append(table.to_numpy(dtype=np.float64))
-        kinds.append(part["kind"].iloc[0])
-    archs_only = [m for m, k in zip(matrices, kinds) if k == "nb201"]
-    return names, matrices, mean_matrix(archs_only or matrices)
+    of parts (the store's ``cka`` table), of which the latest batch is used
+    (:func:`harness.report.cka.read_cka`, which also gives the estimator and the rows)."""
+    table = read_cka(path)
+    return table.names, table.matrices, table.mean

@@ -5,7 +5,7 @@ import json
 
 from harness.backbones.pretrain import BackboneSettings
 from harness.bench.definition import Definition
-from harness.proxies import ProxyContext, TrainSettings
+from harness.proxies import ProxyContext, TrainSettings, proxy_kind
 from harness.runinfo import run_record
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
@@ -31,9 +31,19 @@ def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id:
                         meta={"batch_id": batch_id, "benchmark": defn.name})
 
 
+def trains(defn: Definition) -> bool:
+    """Whether a run of ``defn`` trains candidates (a ``train`` or ``cka`` kind, or a proxy that trains)."""
+    return defn.kind in ("train", "cka") or any(proxy_kind(p) in ("train", "recorded") for p in defn.get("proxies", []))
+
+
 def run_meta(defn: Definition, batch_id: str, seed: "int | None" = None, **extra) -> dict:
     """Provenance every row of a run carries: batch, benchmark, space, the full config (every
-    option, defaults filled in), commit, versions, device, seed."""
+    option, defaults filled in; for a run that trains, the concrete precision and memory format
+    its device defaulted to), commit, versions, device, seed."""
+    config = defn.as_config()
+    if trains(defn):
+        precision, channels_last = train_settings(defn).mode()
+        config["train"] = {**config["train"], "precision": precision, "channels_last": channels_last}
     return {"batch_id": batch_id, "benchmark": defn.name, "kind": defn.kind, "space": defn["space"],
-            "config": json.dumps(defn.as_config(), sort_keys=True), **extra,
+            "config": json.dumps(config, sort_keys=True), **extra,
             **{k: v for k, v in run_record(seed=seed).items() if k != "device"}}  # device: per row

@@ -14,7 +14,8 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 (seconds each evaluation waits: emulates an expensive proxy).
 ``rank``        rank correlation vs the ground truth (paper Tables 1/3): ``datasets``,
                 ``proxies``, ``sample``, ``draws``, ``top_k``, ``ties``, ``seed``; table proxies
-                are scored on every architecture, training proxies on ``train.archs`` random ones,
+                are scored on every architecture, training proxies on ``train_selections``
+                (``random``: ``train.archs`` random ones; ``top_k``: the top-k by ground truth),
                 zero-cost proxies (``zc:<measure>``) on ``sample`` random ones, each timed alone on
                 the first ``zc_timed`` of them.
 ``memory``      bytes saved for backward, Original vs Tr-Net-i-j (paper Table 2): ``batch_size``,
@@ -22,10 +23,13 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 ``supernet`` (true: the space's supernet vs Tr-Supernet-i-j, e.g. DARTS Table 5).
 ``throughput``  training images/s, Original vs Tr-Net-i-j, interleaved: ``archs`` (random),
                 ``batch_size``, ``steps``, ``threads``, ``i``, ``j``, ``modes`` (recipe.MODES),
-                ``methods`` (original, tr-net).
+                ``methods`` (original, tr-net); optionally the prefix feature cache's speed-up of
+                Tr-Net evaluation (``cache_archs``, ``cache_modes``, ``cache_rounds``) and images/s
+                with K candidates at once (``concurrency``: the K values), :mod:`harness.bench.speed`.
 ``cka``         CKA of backbone blocks vs candidate cells (paper Figs. 1/2): ``archs`` (random
-                count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``,
-                ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``).
+                count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``, ``estimator``,
+                ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``, else one
+                pre-trained by its ``name`` / ``epochs`` and kept, as for Tr-Net proxies).
 ``train``       train given candidates once each: ``arch_list``, ``proxies`` (train:<method>),
                 ``datasets``, ``[train]``, ``[backbone]``.
 """
@@ -41,7 +45,7 @@ from typing import Any
 import tomllib
 
 from harness import HarnessError
-from harness.analysis.rank import TIES
+from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.query.samplers import SAMPLERS, make_sampler
@@ -50,6 +54,7 @@ from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
 from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import COSINE_PERIODS, MODES, PRECISIONS
+from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR
 from harness.transfer.splice import PREFIX_BN
 
 _STR, _INT, _BOOL, _FLOAT = str, int, bool, (int, float)
@@ -72,14 +77,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE}, "storage": _STR, "delay_s": _FLOAT,
                "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
     "rank": {"datasets": _LIST_STR, "proxies": _LIST_STR, "table": _STR, "sample": _INT, "draws": _INT, "top_k": _INT,
-             "ties": _STR, "seed": _INT, "zc_timed": _INT, "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
+             "ties": _STR, "train_selections": _LIST_STR, "seed": _INT, "zc_timed": _INT, "train": TRAIN_SCHEMA,
+             "backbone": BACKBONE_SCHEMA},
     "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT,
                "supernet": _BOOL, "backbone": BACKBONE_SCHEMA},
     "throughput": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "steps": _INT, "threads": _INT, "seed": _INT, "i": _INT,
                    "j": _INT, "modes": _LIST_STR, "methods": _LIST_STR, "out": _STR,
+                   "cache_archs": _INT, "cache_modes": _LIST_STR, "cache_rounds": _INT, "concurrency": _LIST_INT,
                    "backbone": BACKBONE_SCHEMA},
     "cka": {"datasets": _LIST_STR, "archs": _INT, "arch_list": _LIST_STR, "n_eval": _INT, "eval_batch_size": _INT,
-            "supernet": _BOOL, "keep_networks": _BOOL, "seed": _INT, "out": _STR, "train": TRAIN_SCHEMA,
+            "supernet": _BOOL, "keep_networks": _BOOL, "seed": _INT, "out": _STR, "estimator": _STR, "train": TRAIN_SCHEMA,
             "backbone": BACKBONE_SCHEMA},
     "train": {"datasets": _LIST_STR, "arch_list": _LIST_STR, "proxies": _LIST_STR, "train": TRAIN_SCHEMA,
               "backbone": BACKBONE_SCHEMA},
@@ -94,13 +101,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "search": {"space": "nb201", "seeds": 1, "seed_offset": 0, "workers": 1, "proxies": ["nb201-12ep-val"],
                "sampler_options": {}, "train": {}, "backbone": {}},
     "rank": {"space": "nb201", "proxies": ["nb201-12ep-val"], "draws": 20, "ties": "drop", "seed": 0,
-             "zc_timed": 10, "train": {}, "backbone": {}},
+             "train_selections": ["random"], "zc_timed": 10, "train": {}, "backbone": {}},
     "memory": {"space": "nb201", "batch_size": 256, "archs": 50, "seed": 0, "i": 5, "j": 5, "supernet": False,
                "backbone": {}},
     "throughput": {"space": "nb201", "batch_size": 256, "archs": 1, "steps": 5, "threads": 0, "seed": 0,
-                   "i": 5, "j": 5, "modes": ["fp32"], "methods": ["original", "tr-net"], "backbone": {}},
+                   "i": 5, "j": 5, "modes": ["fp32"], "methods": ["original", "tr-net"], "backbone": {},
+                   "cache_archs": 0, "cache_modes": [], "cache_rounds": 3, "concurrency": []},
     "cka": {"space": "nb201", "datasets": ["cifar10"], "archs": 3, "n_eval": 500, "eval_batch_size": 250,
-            "supernet": False, "keep_networks": False, "seed": 0, "train": {}, "backbone": {}},
+            "supernet": False, "keep_networks": False, "seed": 0, "estimator": DEFAULT_ESTIMATOR, "train": {},
+            "backbone": {}},
     "train": {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {},
               "backbone": {}},
     "oneshot": {"space": "nb201", "datasets": ["cifar10"], "supernets": ["original", "tr-supernet-5-5"],
@@ -108,15 +117,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 "backbone": {}},
 }
 REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",), "memory": (),
-            "throughput": (), "cka": ("backbone",), "train": ("arch_list",), "oneshot": ()}
+            "throughput": (), "cka": (), "train": ("arch_list",), "oneshot": ()}
 #: Integer keys that must be >= 1 (``limit``, ``archs``, ``epochs`` may be 0 where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
-            "eval_batch_size", "i", "j")
+            "eval_batch_size", "i", "j", "cache_rounds")
 #: Sizes no run on one machine needs; larger ones would only hang it (a full-scale search is
 #: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
 UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
          "batch_size": 65_536, "archs": 1_000_000, "steps": 100_000, "n_eval": 1_000_000}
-NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed")
+NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs")
 
 
 @dataclass
@@ -285,6 +294,10 @@ def _validate(d: Definition) -> None:
             one_of("modes", m, MODES)
         for m in d["methods"]:
             one_of("methods", m, ("original", "tr-net"))
+        for m in d["cache_modes"]:
+            one_of("cache_modes", m, MODES)
+        if any(k < 1 for k in d["concurrency"]):
+            raise HarnessError(f"{src}: key 'concurrency': every K must be >= 1, got {d['concurrency']}")
     for key in ("epochs", "warmup") if "proxies" in SCHEMAS[d.kind] else ():
         for method in train.get(key, {}):
             if f"train:{method}" not in d.get("proxies", []) and f"recorded:{method}" not in d.get("proxies", []):
@@ -314,9 +327,17 @@ def _validate(d: Definition) -> None:
         if zero_cost and "sample" not in d.raw:
             raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
                                f"zero-cost proxies {', '.join(zero_cost)} score")
-        if trained and d["train"].get("archs", 0) < 2:
+        if not d["train_selections"] or len(set(d["train_selections"])) != len(d["train_selections"]):
+            raise HarnessError(f"{src}: key 'train_selections' must list each of {', '.join(TRAIN_SELECTIONS)} "
+                               f"at most once, and at least one, got {d['train_selections']}")
+        for selection in d["train_selections"]:
+            one_of("train_selections", selection, TRAIN_SELECTIONS)
+        if trained and "random" in d["train_selections"] and d["train"].get("archs", 0) < 2:
             raise HarnessError(f"{src}: key 'train.archs' must be >= 2 to rank the trained proxies "
                                f"{', '.join(trained)}")
+        if trained and "top_k" in d["train_selections"] and d.get("top_k", 0) < 2:
+            raise HarnessError(f"{src}: key 'top_k' must be >= 2 to rank the trained proxies "
+                               f"{', '.join(trained)} on the top-k (train_selections has 'top_k')")
     if d.kind in ("cka", "train", "memory", "throughput"):
         for a in d.get("arch_list", []):
             try:
@@ -326,8 +347,11 @@ def _validate(d: Definition) -> None:
                     raise HarnessError(f"{src}: key 'arch_list': {e}") from None
     if d.kind == "oneshot":
         _validate_oneshot(d)
-    if d.kind == "cka" and "checkpoint" not in d["backbone"]:
-        raise HarnessError(f"{src}: key 'backbone.checkpoint' is needed by kind 'cka' (a pre-trained backbone)")
+    if d.kind == "cka":
+        one_of("estimator", d["estimator"], CKA_ESTIMATORS)
+        if d["space"] != "nb201" and (not d["supernet"] or d.get("arch_list") or d["archs"]):
+            raise HarnessError(f"{src}: space {d['space']!r}: kind 'cka' compares only its supernet (paper "
+                               "Fig. 2): set supernet = true and archs = 0")
 
 
 def _validate_oneshot(d: Definition) -> None:

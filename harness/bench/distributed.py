@@ -6,16 +6,19 @@ user attributes: ``harness:config`` (the definition, defaults filled in, less th
 ``storage`` and ``workers``) and ``harness:run`` (batch, dataset, proxy, sampler, seed, budget,
 position in the batch). A worker therefore needs only the storage URL and a study or batch name.
 
-Every worker appends its own ``runs`` rows (one Parquet part per trial, carrying ``study``,
-``trial`` and ``worker_host``) before it tells the trial. The worker that first finds the budget met
-(under the study lock) finalises the study once: it writes the rows of trials whose worker died
-after evaluating them (rebuilt from the study) and the run's one ``summary`` row, computed from the
-study's COMPLETE trials.
+The study is the record of every finished trial: each trial stores its score, cost and worker
+(host, pid) on itself, so a crash loses no finished evaluation. The worker that first finds the
+budget met (under the study lock) finalises the study once: it writes the run's ``runs`` rows (one
+per COMPLETE trial, carrying ``study``, ``trial`` and ``worker_host``) and its one ``summary`` row,
+each as one Parquet part keyed by the study, so a finaliser that dies half-way and runs again
+replaces them instead of duplicating rows (and a Parquet part per trial, ~5 ms, is not written).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import socket
 import time
 
@@ -27,7 +30,7 @@ from harness import HarnessError
 from harness.bench.context import proxy_context, run_meta
 from harness.bench.definition import Definition, build_definition
 from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import evaluate_trial, trial_row
+from harness.methods.query.search import evaluate_trial, trial_row, with_cumulative
 from harness.methods.query.workers import FAULTS, Faults, optimize_to_budget, worker_seed
 from harness.proxies import make_proxy
 from harness.report.query import summarise_run
@@ -48,6 +51,18 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
     if url not in _STORAGES:
         _STORAGES[url] = optuna_storage(url)
     return _STORAGES[url]
+
+
+def _forget_storages() -> None:
+    """In a forked child: the parent's storages are not ours (a journal storage's worker id would
+    be shared with the parent and the siblings; a database pool's connections are the parent's)."""
+    for storage in _STORAGES.values():
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.engine.dispose(close=False)
+    _STORAGES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_storages)
 
 
 def study_config(defn: Definition) -> dict:
@@ -120,11 +135,37 @@ def summary_row(meta: dict, run: dict, rows: pd.DataFrame) -> dict:
             **summarise_run(rows), "device": rows["device"].iloc[0]}
 
 
+def part_key(study_name: str) -> str:
+    """The key of a study's Parquet parts: readable, unique (a hash of the exact name)."""
+    digest = hashlib.sha256(study_name.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9.-]+', '_', study_name)[:150]}-{digest}"
+
+
+def study_meta(defn: Definition, run: dict, study_name: str) -> dict:
+    """What every ``runs`` row of a study carries besides the trial's own columns."""
+    return {**run_meta(defn, run["batch_id"], run["seed"], run_id=study_name, dataset=run["dataset"],
+                       proxy_name=run["proxy_name"], sampler=run["sampler"]), "study": study_name}
+
+
+def write_rows(study: optuna.Study, space, meta: dict, store: ResultsStore, **marks) -> "pd.DataFrame | None":
+    """The ``runs`` rows of the study's COMPLETE trials, in trial order, as the study's one part
+    (replacing an earlier one); None when no trial is complete."""
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    if not done:
+        return None
+    rows = with_cumulative(pd.DataFrame([{**trial_row(space, t), **meta, **marks} for t in done]))
+    store.append("runs", rows, key=part_key(meta["study"]))
+    return rows
+
+
 def join_study(storage_url: str, study_name: str, results: str, *, progress: bool = False,
-               faults: Faults = FAULTS, index: int = 0, timings: "list | None" = None) -> list[int]:
-    """Work on one study until it holds its budget of COMPLETE trials; the numbers this worker ran."""
+               faults: Faults = FAULTS, index: "int | None" = None, timings: "list | None" = None) -> list[int]:
+    """Work on one study until it holds its budget of COMPLETE trials; the numbers this worker ran.
+    ``index``: this machine's worker number (0 reproduces a single-process run); None for a worker
+    that joined from anywhere (its sampler seed is drawn from its host and process)."""
     storage = _storage(storage_url)
-    attrs = load_study(storage, study_name).user_attrs
+    loaded = load_study(storage, study_name)
+    attrs = loaded.user_attrs
     if CONFIG not in attrs or RUN not in attrs:
         raise HarnessError(f"study {study_name!r}: not a harness search study (no {CONFIG!r} / {RUN!r} attributes)")
     run = attrs[RUN]
@@ -133,50 +174,37 @@ def join_study(storage_url: str, study_name: str, results: str, *, progress: boo
     ctx = proxy_context(defn, run["dataset"], store, run["batch_id"], progress)
     options = defn["sampler_options"].get(run["sampler"], {})
     sampler = make_sampler(run["sampler"], run["seed"], ctx.space, **options)
-    seed = worker_seed(sampler, run["seed"], index if index else hash((socket.gethostname(), os.getpid())) % 2**31)
+    worker = index if index is not None else 1 + hash((socket.gethostname(), os.getpid())) % (2**31 - 1)
+    seed = worker_seed(sampler, run["seed"], worker, start=len(loaded.get_trials(deepcopy=False)))
     if seed != run["seed"]:
         sampler = make_sampler(run["sampler"], seed, ctx.space, **options)
     study = load_study(storage, study_name, sampler=sampler)
     proxy = make_proxy(run["proxy_name"], ctx)
-    meta = {**run_meta(defn, run["batch_id"], run["seed"], run_id=study_name, dataset=run["dataset"],
-                       proxy_name=run["proxy_name"], sampler=run["sampler"]),
-            "study": study_name, "worker_host": socket.gethostname(), "worker_pid": os.getpid()}
-    rows: dict[int, dict] = {}
+    meta = study_meta(defn, run, study_name)
+    me = {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}
     delay = float(defn.get("delay_s", 0.0))
 
     def objective(trial: optuna.Trial) -> float:
-        value, row = evaluate_trial(trial, ctx.space, proxy)
+        value, _ = evaluate_trial(trial, ctx.space, proxy, extra=me)
         if delay:
             time.sleep(delay)  # an emulated evaluation cost (coordination tests and benchmarks)
-        rows[trial.number] = row
         return value
 
-    def record(trial: optuna.Trial, value: float) -> None:
-        store.append("runs", [{**rows.pop(trial.number), **meta}])
-
     def finalise(study: optuna.Study) -> None:
-        done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
-        table = pd.DataFrame([trial_row(ctx.space, t) for t in done])
-        have = store.read("runs", columns=["run_id", "trial"])
-        written = set() if have is None else set(have.loc[have["run_id"] == study_name, "trial"])
-        missing = table[~table["trial"].isin(written)]
-        if len(missing):  # trials completed by a reaper: their worker died before writing the row
-            store.append("runs", missing.assign(**meta, recovered=True))
-        summaries = store.read("summary", columns=["run_id"])
-        if summaries is None or study_name not in set(summaries["run_id"]):
-            store.append("summary", [summary_row(meta, run, table)])
+        rows = write_rows(study, ctx.space, meta, store)
+        store.append("summary", [summary_row(meta, run, rows)], key=part_key(study_name))
 
     return optimize_to_budget(study, objective, run["budget"], StudyLock(storage_url, study_name),
-                              record=record, finalise=finalise, faults=faults, timings=timings)
+                              finalise=finalise, faults=faults, timings=timings)
 
 
 def join(storage_url: str, name: str, results: str = "results", *, progress: bool = False,
-         faults: Faults = FAULTS, index: int = 0) -> dict[str, list[int]]:
+         faults: Faults = FAULTS, index: "int | None" = None) -> dict[str, list[int]]:
     """Work on a study, or on every study of a batch in run order: study -> trial numbers run."""
     return {s: join_study(storage_url, s, results, progress=progress, faults=faults, index=index)
             for s in study_names(storage_url, name)}
 
 
 def join_process(index: int, **kwargs) -> dict[str, list[int]]:
-    """Entry point of a local worker process spawned by the search kind."""
-    return join(index=index + 1, **kwargs)
+    """Entry point of a local worker process started by the search kind."""
+    return join(index=index, **kwargs)

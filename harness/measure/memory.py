@@ -23,11 +23,20 @@ from harness import HarnessError
 from harness.measure.counting import count_params
 
 
+def storage_key(t: torch.Tensor) -> int:
+    """What identifies ``t``'s storage while it lives: its address; on the meta device, which has
+    no addresses, the storage object (``_cdata``, its C++ pointer)."""
+    storage = t.untyped_storage()
+    return storage._cdata if t.device.type == "meta" else storage.data_ptr()
+
+
 class SavedTensorCounter:
     """Counts the bytes autograd saves for backward inside :meth:`counting` blocks.
 
     Each underlying storage is counted once (views and tensors saved by several ops share it),
-    keyed on its ``data_ptr``, and only if it is still held for backward when the block exits
+    keyed on its ``data_ptr`` (on the meta device, where every address is 0, on the storage
+    itself: shapes alone then give the count, for any batch size, without the memory), and only
+    if it is still held for backward when the block exits
     (the caller still holds the graph): a branch whose output is never used (e.g. an NB201 node
     reached only through 'none' edges) has its graph, and its saved tensors, freed during the
     forward, and a later tensor may then reuse the address -- counting at save time would make
@@ -51,7 +60,7 @@ class SavedTensorCounter:
             yield self
             return
         state = set() if self.model is None else {
-            t.untyped_storage().data_ptr() for t in chain(self.model.parameters(), self.model.buffers())}
+            storage_key(t) for t in chain(self.model.parameters(), self.model.buffers())}
         saved: list[tuple[weakref.ref, int, int]] = []
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -61,8 +70,7 @@ class SavedTensorCounter:
             # (first order) and in-place checks are unchanged; autograd alone holds it, so it dies
             # with the graph node that saved it.
             alias = t.detach()
-            storage = t.untyped_storage()
-            saved.append((weakref.ref(alias), storage.data_ptr(), storage.nbytes()))
+            saved.append((weakref.ref(alias), storage_key(t), t.untyped_storage().nbytes()))
             return alias
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from harness import HarnessError
-from harness.train.recipe import ORIGINAL, SPACE_RECIPES, TR_NET, TrainConfig
+from harness.runinfo import default_device
+from harness.train.recipe import ORIGINAL, SPACE_RECIPES, TR_NET, TrainConfig, default_mode, parse_mode
 
 ON_MISS = ("train", "error")
 
@@ -49,17 +50,29 @@ class TrainSettings:
     cosine_period: "str | None" = None   # recipe.COSINE_PERIODS; None = the recipe's (all_epochs)
     on_miss: str = "train"         # recorded proxies: train a candidate never trained before, or error
     network: dict = field(default_factory=dict)  # options for space.build_network (e.g. DARTS C, layers)
-    precision: "str | None" = None       # recipe.PRECISIONS; None = the recipe's
-    channels_last: "bool | None" = None  # None = the recipe's
+    precision: "str | None" = None       # recipe.PRECISIONS; None = the device's (recipe.default_mode)
+    channels_last: "bool | None" = None  # None = the device's (recipe.default_mode)
     seed: int = 0
 
     def __post_init__(self):
         if self.on_miss not in ON_MISS:
             raise HarnessError(f"on_miss {self.on_miss!r}: expected one of {', '.join(ON_MISS)}")
 
+    def mode(self) -> tuple[str, bool]:
+        """(precision, channels_last) of training: each as given, else the device's default
+        (:func:`harness.train.recipe.default_mode`), so a config is always concrete."""
+        precision, channels_last = parse_mode(default_mode(self.device or default_device()))
+        return self.precision or precision, channels_last if self.channels_last is None else self.channels_last
+
+    def resolve(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` in :meth:`mode`'s precision and memory format."""
+        precision, channels_last = self.mode()
+        return cfg.with_(precision=precision, channels_last=channels_last)
+
     def config(self, method: str, space: str = "nb201") -> TrainConfig:
-        """The method's recipe (``original``: the space's own, e.g. DARTS_EVAL for darts) with overrides."""
+        """The method's recipe (``original``: the space's own, e.g. DARTS_EVAL for darts) with overrides,
+        in :meth:`mode`'s precision and memory format."""
         base = SPACE_RECIPES.get(space, ORIGINAL) if parse_method(method) is None else TR_NET
-        return base.with_(epochs=self.epochs.get(method), warmup_epochs=self.warmup.get(method),
-                          batch_size=self.batch_size, cutout=self.cutout, cosine_period=self.cosine_period,
-                          precision=self.precision, channels_last=self.channels_last)
+        return self.resolve(base.with_(epochs=self.epochs.get(method), warmup_epochs=self.warmup.get(method),
+                                       batch_size=self.batch_size, cutout=self.cutout,
+                                       cosine_period=self.cosine_period))

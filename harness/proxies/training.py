@@ -3,7 +3,8 @@
 
 * :func:`train_candidate` -- one training run of one candidate of any space -> a results row;
 * :class:`TrainProxy` -- trains every candidate it scores and appends the row to the store's
-  ``train`` table;
+  ``train`` table; :meth:`TrainProxy.score_many` trains several at once on a GPU
+  (:mod:`harness.train.schedule`), one at a time elsewhere;
 * :class:`RecordedProxy` -- the ``train`` table as a lookup (several seeds averaged); a miss
   trains (``on_miss="train"``) or errors (``on_miss="error"``).
 """
@@ -13,7 +14,7 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -21,12 +22,13 @@ from harness import HarnessError
 from harness.backbones.checkpoint import load_backbone
 from harness.data.datasets import Dataset, seen_in_training
 from harness.proxies.base import GroundTruth, Score
-from harness.proxies.settings import parse_method
+from harness.proxies.settings import TrainSettings, parse_method
 from harness.runinfo import run_record
 from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore
 from harness.train.loop import TrainResult, train
-from harness.train.recipe import ORIGINAL, TR_NET, TrainConfig
+from harness.train.recipe import TrainConfig
+from harness.train.schedule import concurrency, run_concurrently
 from harness.transfer.cache import PrefixFeatureCache
 from harness.transfer.splice import build_tr_net
 
@@ -89,22 +91,53 @@ def build_candidate(space: SearchSpace, arch: Any, method: str, num_classes: int
                    "prefix_bn": prefix_bn}
 
 
-def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
-                  backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
-                  progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
-                  network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None
-                  ) -> tuple[torch.nn.Module, TrainResult, dict]:
-    """Build and train one candidate -> (trained model, training result, backbone metadata).
-    A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster)."""
-    cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
+def default_config(method: str, space: SearchSpace, data: Dataset) -> TrainConfig:
+    """The method's recipe for ``space`` in the default mode of the device ``data`` lives on."""
+    return TrainSettings(device=str(data.train.x.device)).config(method, space.name)
+
+
+def prepare_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
+                    backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
+                    progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
+                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None
+                    ) -> tuple[torch.nn.Module, Callable[[], TrainResult], dict]:
+    """Build one candidate now (its initial weights drawn from the global RNG seeded with ``seed``)
+    -> (model, a job that trains it, backbone metadata). Jobs may run concurrently
+    (:func:`harness.train.schedule.run_concurrently`): training draws only from its own seeded
+    generator. A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster)."""
+    cfg = cfg or default_config(method, space, data)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
     model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone, data.name, allow_overlap,
                                            prefix_bn, network)
     label = label or f"{method} {space.format(arch)}"
     evaluator = feature_cache.evaluator(data, cfg, backbone_info["backbone_sha256"]) \
         if feature_cache is not None and backbone_info else None
-    return model, train(model, data, cfg, seed=seed, label=label, progress=progress,
-                        evaluator=evaluator), backbone_info
+
+    def job() -> TrainResult:
+        return train(model, data, cfg, seed=seed, label=label, progress=progress, evaluator=evaluator)
+    return model, job, backbone_info
+
+
+def train_network(space: SearchSpace, arch: Any, method: str, data: Dataset, **options
+                  ) -> tuple[torch.nn.Module, TrainResult, dict]:
+    """Build and train one candidate -> (trained model, training result, backbone metadata);
+    ``options`` as :func:`prepare_network`'s."""
+    model, job, backbone_info = prepare_network(space, arch, method, data, **options)
+    return model, job(), backbone_info
+
+
+def prepare_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
+                      cfg: "TrainConfig | None" = None, **options) -> Callable[[], dict]:
+    """Build one candidate now; returns the job that trains it and returns its flat results row
+    (accuracies, cost, provenance). ``options`` as :func:`prepare_network`'s."""
+    arch = space.canonical(arch)
+    cfg = cfg or default_config(method, space, data)
+    network = options.get("network")
+    _, job, backbone_info = prepare_network(space, arch, method, data, cfg=cfg, **options)
+
+    def run() -> dict:
+        return _row(space, arch, method, data, cfg, network, job(), backbone_info, options.get("seed", 0))
+    return run
 
 
 def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
@@ -112,12 +145,14 @@ def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *
                     progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
                     network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None) -> dict:
     """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
-    arch = space.canonical(arch)
+    return prepare_candidate(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed, progress=progress,
+                             allow_overlap=allow_overlap, prefix_bn=prefix_bn, network=network,
+                             feature_cache=feature_cache)()
+
+
+def _row(space: SearchSpace, arch: Any, method: str, data: Dataset, cfg: TrainConfig, network: "dict | None",
+         r: TrainResult, backbone_info: dict, seed: int) -> dict:
     arch_str = space.format(arch)
-    cfg = cfg or (ORIGINAL if parse_method(method) is None else TR_NET)
-    _, r, backbone_info = train_network(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed,
-                                        progress=progress, allow_overlap=allow_overlap, prefix_bn=prefix_bn,
-                                        network=network, feature_cache=feature_cache)
     index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
         "space": space.name, "arch_str": arch_str, "arch_index": index, "method": method, "dataset": data.name,
@@ -161,14 +196,43 @@ class TrainProxy:
         self.name = f"train:{method}"
         self._truth = GroundTruth(space, table_dataset)
 
+    def _job(self, arch: Any, extra: "dict | None" = None) -> Callable[[], dict]:
+        """Build ``arch`` now; the job trains it and appends its row (with ``extra`` columns)."""
+        run = prepare_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
+                                seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
+                                prefix_bn=self.prefix_bn, network=self.network, feature_cache=self.feature_cache)
+
+        def job() -> dict:
+            row = {**run(), **self.meta, **(extra or {})}
+            if self.store is not None:
+                self.store.append("train", [row])
+            return row
+        return job
+
     def train_row(self, arch: Any) -> dict:
-        row = {**train_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
-                                 seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
-                                 prefix_bn=self.prefix_bn, network=self.network,
-                                 feature_cache=self.feature_cache), **self.meta}
-        if self.store is not None:
-            self.store.append("train", [row])
-        return row
+        return self._job(arch)()
+
+    def train_rows(self, archs: list, k: "int | None" = None) -> list[dict]:
+        """Train every arch -> their rows, in order, ``k`` at a time. By default (``k=None``) on
+        CUDA the first trains alone and its ``max_memory_allocated`` peak (x2: peaks differ between
+        architectures) sets how many of the rest train at once
+        (:func:`harness.train.schedule.concurrency`); elsewhere k = 1, exactly :meth:`train_row` in a
+        loop. Rows trained k > 1 at a time record ``concurrent`` = k (on CUDA their
+        ``peak_cuda_bytes`` is the device's peak over all of them)."""
+        device, done = self.data.train.x.device, []
+        if k is None:
+            k = 1
+            if device.type == "cuda" and len(archs) > 1:
+                done, archs = [self.train_row(archs[0])], archs[1:]
+                k = concurrency(device, 2 * max(int(done[0]["peak_cuda_bytes"] or 0), 1))
+        if k == 1:
+            return done + [self.train_row(a) for a in archs]
+        jobs = [self._job(a, {"concurrent": k}) for a in archs]  # built here, one at a time (global RNG)
+        return done + run_concurrently(jobs, k, device)
+
+    def score_many(self, archs: list) -> list[Score]:
+        """Scores of ``archs`` in order, trained as :meth:`train_rows` trains them."""
+        return [_score_of(row, self._truth(a)) for a, row in zip(archs, self.train_rows(archs))]
 
     def __call__(self, arch: Any) -> Score:
         return _score_of(self.train_row(arch), self._truth(arch))
@@ -187,7 +251,7 @@ class RecordedProxy:
             raise HarnessError(f"proxy recorded:{trainer.method}: needs a results store to read runs from")
         self.trainer, self.on_miss, self.space = trainer, on_miss, trainer.space
         self.name = f"recorded:{trainer.method}"
-        self.config = config_json(trainer.cfg or (ORIGINAL if parse_method(trainer.method) is None else TR_NET),
+        self.config = config_json(trainer.cfg or default_config(trainer.method, trainer.space, trainer.data),
                                   trainer.network)
         self._rows = self._load()
 
@@ -207,7 +271,8 @@ class RecordedProxy:
     def _match(self, arch_str: str):
         return None if self._rows is None else self._rows[self._rows["arch_str"] == arch_str]
 
-    def __call__(self, arch: Any) -> Score:
+    def _recorded(self, arch: Any) -> "Score | None":
+        """The recorded score of ``arch``; None (or an error, ``on_miss="error"``) when there is none."""
         arch_str = self.space.format(arch)
         rows = self._match(arch_str)
         if rows is None or rows.empty:  # another worker may have trained it since we loaded
@@ -218,9 +283,20 @@ class RecordedProxy:
                 raise HarnessError(f"recorded results {str(self.trainer.store.path('train'))!r}: no "
                                    f"{self.trainer.method} run of {arch_str} on {self.trainer.data.name} with this "
                                    "training config; train it first or use on_miss = 'train'")
-            return self.trainer(arch)
+            return None
         peak = rows["peak_cuda_bytes"].astype(float).fillna(rows["saved_bytes"].astype(float)).mean()
         val = rows["val_acc"].astype(float)
         value = float(val.mean()) if val.notna().all() else float(rows["test_acc"].astype(float).mean())
         return Score(value, self.trainer._truth(arch), float(rows["wall_s"].astype(float).mean()), int(peak),
                      str(rows["device"].iloc[0]), cached=True)
+
+    def __call__(self, arch: Any) -> Score:
+        return self._recorded(arch) or self.trainer(arch)
+
+    def score_many(self, archs: list) -> list[Score]:
+        """Scores of ``archs`` in order; the misses trained together (:meth:`TrainProxy.score_many`)."""
+        scores = [self._recorded(a) for a in archs]
+        misses = [n for n, s in enumerate(scores) if s is None]
+        for n, s in zip(misses, self.trainer.score_many([archs[n] for n in misses])):
+            scores[n] = s
+        return scores

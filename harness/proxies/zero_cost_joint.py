@@ -11,10 +11,13 @@ same minibatch -- so one forward pass serves them all:
 * jacob_cov's Jacobian is the gradient of the summed logits w.r.t. the input on the same graph;
 * nwot's binary codes are the same forward pass's ReLU inputs.
 
-synflow (BN bypassed, |weights|, float64, all-ones input) and zen (re-drawn Gaussian weights) need
-networks of their own and run as in :mod:`harness.proxies.zero_cost`; params / flops are counts.
-The values equal the one-proxy-at-a-time ones up to float rounding (tested; the rank benchmark
-re-checks them on its timed architectures).
+synflow (BN bypassed, |weights|, float64, all-ones input) and zen (re-drawn Gaussian weights) run
+as in :mod:`harness.proxies.zero_cost`; params / flops are counts. Copies are kept to what the
+definitions need: the shared pass only moves BN running statistics (restored from a snapshot:
+zen reads them), synflow gets the one deep copy (it rewrites weights, dtype and BN), zen runs last
+on the network itself (it re-draws every weight it uses). The values equal the
+one-proxy-at-a-time ones up to float rounding (tested; the rank benchmark re-checks them on its
+timed architectures).
 """
 from __future__ import annotations
 
@@ -41,8 +44,9 @@ from harness.proxies.zero_cost import (
 SHARED = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "nwot")
 
 
-def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, want: set[str]) -> dict[str, float]:
-    work = copy.deepcopy(net).train()
+def _shared_pass(work: nn.Module, x: torch.Tensor, y: torch.Tensor, want: set[str]) -> dict[str, float]:
+    """The shared training-mode pass on ``work`` itself: its BN running statistics move, nothing else."""
+    work.train()
     work.zero_grad(set_to_none=True)
     layers = _layers(work)
     acts: dict[nn.Module, torch.Tensor] = {}
@@ -62,7 +66,7 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, want: set[str
     out: dict[str, float] = {}
     if "nwot" in want:
         if not codes:
-            raise HarnessError(f"network {type(net).__name__}: no nn.ReLU modules, nwot has nothing to count")
+            raise HarnessError(f"network {type(work).__name__}: no nn.ReLU modules, nwot has nothing to count")
         out["nwot"] = float(np.linalg.slogdet(nwot_kernel(codes))[1])
     if "jacob_cov" in want:
         (jac,) = torch.autograd.grad(logits.sum(), xx, retain_graph=True)
@@ -93,11 +97,21 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, want: set[str
 
 
 def score_all(net: nn.Module, x: torch.Tensor, y: torch.Tensor, measures: Iterable[str] = tuple(MEASURES),
-              seed: int = 0) -> dict[str, float]:
-    """``{measure: value}`` for every measure asked, ``net`` left untouched (copies only)."""
+              seed: int = 0, inplace: bool = False) -> dict[str, float]:
+    """``{measure: value}`` for every measure asked. ``net`` is left untouched (one private copy)
+    unless ``inplace``: then it is consumed (a network built only to be scored)."""
     want = {check_measure(m) for m in measures}
     check_batch(net, x, y)
-    out = _shared_pass(net, x, y, want) if want & set(SHARED) else {}
-    for m in sorted(want - set(SHARED)):
-        out[m] = score_network(m, net, x, y, seed=seed)
+    work = net if inplace else copy.deepcopy(net)
+    out: dict[str, float] = {}
+    if want & set(SHARED):
+        snapshot = {name: b.clone() for name, b in work.named_buffers()}
+        out = _shared_pass(work, x, y, want)
+        with torch.no_grad():
+            for name, b in work.named_buffers():
+                b.copy_(snapshot[name])
+    # zen last: it overwrites the weights the others read; synflow rewrites weights, dtype and BN
+    # of a copy of its own.
+    for m in sorted(want - set(SHARED), key=lambda m: m == "zen"):
+        out[m] = score_network(m, work, x, y, seed=seed, inplace=m != "synflow")
     return out

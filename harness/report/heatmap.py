@@ -2,8 +2,13 @@
 
 Colour scale fixed to 0..1 (with a colorbar) so panels and runs compare at a glance; axes are
 1-based, matching Tr-Net-i-j's i (cells) and j (blocks); cell 1 / block 1 sit at the bottom left,
-so the leading diagonal runs up and to the right. Values are written in the squares when the
-matrix is small enough to read them. NaN (a layer without variance) is drawn grey.
+so the leading diagonal runs up and to the right. NaN (a layer without variance) is drawn grey.
+
+Legibility: a single heatmap writes its values in the squares up to ``ANNOTATE_MAX_SIDE`` rows or
+columns, giving each square room for a two-decimal number at a legible size (a 15 x 15 NB201 vs
+ResNet-32 matrix: 0.55 in squares, 7 pt text). A grid of several panels writes values only up to
+``GRID_ANNOTATE_MAX_SIDE`` (beyond, its panels are colour only: the numbers are in the mean's
+own heatmap and :mod:`harness.report.cka`'s markdown summary), and lays panels out near-square.
 
 Uses matplotlib's object API on the Agg canvas (no pyplot global state), and writes the PNG
 atomically through :func:`harness.store.files.write_png`.
@@ -24,8 +29,17 @@ from harness.store.files import write_png
 
 #: Write values into the squares only up to this many rows/columns (beyond, text is unreadable).
 ANNOTATE_MAX_SIDE = 20
+#: The same for each panel of a grid (smaller squares, several panels side by side).
+GRID_ANNOTATE_MAX_SIDE = 8
 _CMAP = "viridis"
 _INCHES_PER_SQUARE = 0.42
+#: Squares big enough for "0.00" at _annotation_size(side) points.
+_INCHES_PER_ANNOTATED_SQUARE = 0.55
+
+
+def _annotation_size(side: int) -> float:
+    """Font size (pt) of the values in a matrix whose longer side is ``side``."""
+    return 9.0 if side <= 8 else 7.5 if side <= 12 else 7.0
 
 
 def _as_matrix(matrix, name: str) -> np.ndarray:
@@ -53,8 +67,8 @@ def _draw(ax, m: np.ndarray, *, row_label: str, col_label: str, title: Optional[
     ax.set_ylabel(row_label)
     if title:
         ax.set_title(title, fontsize=10)
-    if annotate and max(rows, cols) <= ANNOTATE_MAX_SIDE:
-        size = 8 if max(rows, cols) <= 8 else 6 if max(rows, cols) <= 14 else 4.5
+    if annotate:
+        size = _annotation_size(max(rows, cols))
         for r in range(rows):
             for c in range(cols):
                 value = m[r, c]
@@ -82,10 +96,12 @@ def plot_cka_heatmap(matrix, path, *, row_label: str = "cell", col_label: str = 
     """
     m = _as_matrix(matrix, "heatmap")
     rows, cols = m.shape
-    fig = Figure(figsize=(max(3.5, cols * _INCHES_PER_SQUARE + 1.6), max(3.0, rows * _INCHES_PER_SQUARE + 1.0)))
+    annotate = annotate and max(rows, cols) <= ANNOTATE_MAX_SIDE
+    square = _INCHES_PER_ANNOTATED_SQUARE if annotate and max(rows, cols) > 8 else _INCHES_PER_SQUARE
+    fig = Figure(figsize=(max(3.5, cols * square + 1.8), max(3.0, rows * square + 1.3)), layout="constrained")
     ax = fig.add_subplot()
     image = _draw(ax, m, row_label=row_label, col_label=col_label, title=title, annotate=annotate, mark=mark)
-    fig.colorbar(image, ax=ax, label="CKA")
+    fig.colorbar(image, ax=ax, label="CKA", fraction=0.04, pad=0.02)
     return write_png(fig, path, dpi=150)
 
 
@@ -104,11 +120,14 @@ def mean_matrix(matrices: Sequence) -> np.ndarray:
 
 def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] = None,
                   add_mean: bool = True, row_label: str = "cell", col_label: str = "block",
-                  annotate: bool = True, ncols: int = 4, suptitle: Optional[str] = None,
+                  annotate: bool = True, ncols: Optional[int] = None, suptitle: Optional[str] = None,
                   mark: Optional[tuple[int, int]] = None) -> Path:
     """Several CKA matrices in one PNG, one panel each, plus (``add_mean``) a last panel with their
     mean, like the paper's Fig. 1 (three networks and the average over many). One shared colorbar.
     ``mark`` outlines (i, j) on the mean panel (or on every panel when there is no mean).
+    ``ncols`` None: a near-square
+    layout (4 panels: 2 x 2). Values are written only in panels of at most
+    ``GRID_ANNOTATE_MAX_SIDE`` rows and columns.
     """
     mats = [_as_matrix(m, f"matrix {k}") for k, m in enumerate(matrices)]
     if not mats:
@@ -116,6 +135,8 @@ def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] =
     titles = list(titles) if titles is not None else [f"network {k + 1}" for k in range(len(mats))]
     if len(titles) != len(mats):
         raise HarnessError(f"heatmap grid: {len(titles)} titles for {len(mats)} matrices")
+    if ncols is None:
+        ncols = int(np.ceil(np.sqrt(len(mats) + add_mean)))
     if ncols < 1:
         raise HarnessError(f"heatmap grid: ncols must be >= 1, got {ncols}")
     if add_mean:
@@ -125,6 +146,7 @@ def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] =
     ncols = min(ncols, panels)
     nrows = -(-panels // ncols)
     rows, cols = max(m.shape[0] for m in mats), max(m.shape[1] for m in mats)
+    annotate = annotate and max(rows, cols) <= GRID_ANNOTATE_MAX_SIDE
     panel_w, panel_h = max(3.0, cols * _INCHES_PER_SQUARE + 1.0), max(2.6, rows * _INCHES_PER_SQUARE + 0.9)
     fig = Figure(figsize=(ncols * panel_w + 1.2, nrows * panel_h + (0.5 if suptitle else 0)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)

@@ -3,7 +3,11 @@
 Section: per benchmark x dataset x supernet (x warmup x cutout when a benchmark sweeps them), the
 found cell's 200-epoch test accuracy (mean ± population std over seeds), search time split into
 supernet training and selection, bytes saved for backward in one search step and the CUDA peak,
-the last Hessian eigenvalue, with the paper's Table 4 beside it. Only each benchmark's latest batch.
+the last Hessian eigenvalue, with the paper's figure beside it: Table 4's accuracy on NB201,
+Table 5's test error, search cost and GPU memory on the DARTS space. A space without a table (DARTS)
+has no accuracy for the found cell -- it would need its own evaluation training -- and the row says
+so; its genotypes, too long for a cell, are listed under the table. Only each benchmark's latest
+batch.
 
 Plots: ``oneshot_memory.png`` (Fig. 6 style: saved-for-backward bytes, and CUDA peak where
 measured, per supernet and dataset) and ``oneshot_eigenvalues.png`` (Fig. 9 style: the dominant
@@ -19,43 +23,64 @@ from matplotlib.figure import Figure
 
 from harness.report.markdown import markdown_table, mb, num, pm, seconds
 from harness.report.query import latest_batches, order_values, read_results
-from harness.report.reference import DARTSPT_TABLE4
+from harness.report.reference import DARTSPT_TABLE4, DARTSPT_TABLE5
 from harness.store.files import write_png
 from harness.tabular.nb201 import DATASETS
 
 MEMORY_PLOT = "oneshot_memory.png"
 EIGEN_PLOT = "oneshot_eigenvalues.png"
 _KEY = ["benchmark", "dataset", "supernet", "warmup_epochs", "cutout"]
+SHORT_ARCH = 120  # longer genotypes (DARTS: ~400 characters; NB201 at most 93) are listed under the table
 
 
 def _supernet_order(values) -> list:
     return sorted(set(values), key=lambda s: (s != "original", len(s), s))
 
 
-def _paper(supernet: str, dataset: str) -> str:
+def _paper(space: str, supernet: str, dataset: str, cutout: int) -> str:
+    """Table 4's accuracy (NB201), or Table 5's error / search cost / memory (DARTS space, CIFAR-10)."""
+    if space == "darts":
+        t5 = DARTSPT_TABLE5.get(supernet, {}).get("cutout" if cutout else "no_cutout")
+        if t5 is None or dataset != "cifar10":
+            return "–"
+        return (f"T5: err {t5['error']:.2f} (best {t5['best']:.2f}), {t5['gpu_days']:.2f} GPU-d, "
+                f"{t5['memory_gb']:.2f} GB")
     value = DARTSPT_TABLE4.get(supernet, {}).get(dataset)
-    return num(value) if value is not None else "–"
+    return f"T4: {num(value)}" if value is not None else "–"
+
+
+def _accuracy(g: pd.DataFrame) -> str:
+    acc = g["test_acc"].astype(float)
+    if acc.notna().any():
+        return pm(acc.mean(), acc.std(ddof=0))
+    return f"unknown (no {g['space'].iloc[0]} table)" if "space" in g else "unknown"
 
 
 def oneshot_section(rows: "pd.DataFrame | None") -> str:
     rows = latest_batches(rows)
     if rows is None or len(rows) == 0:
         return ""
-    table = []
+    table, long_archs = [], []
     for key, g in rows.groupby(_KEY, sort=False, dropna=False):
         bench, ds, supernet, warmup, cutout = key
-        acc = g["test_acc"].astype(float)
+        space = str(g["space"].iloc[0]) if "space" in g else "nb201"
         cuda = g["cuda_peak_bytes"].astype(float) if "cuda_peak_bytes" in g else pd.Series([np.nan])
+        archs = sorted(set(g["arch_str"]))
+        if max(map(len, archs)) > SHORT_ARCH:
+            long_archs += [f"{bench} / {ds} / {supernet} w{int(warmup)} c{int(cutout)}: `{a}`" for a in archs]
+            cells = f"{len(archs)} genotype(s), below"
+        else:
+            cells = " / ".join(archs)[:200] if len(g) <= 2 else f"{len(archs)} cells"
         table.append((order_values([ds], DATASETS), _supernet_order(rows["supernet"]).index(supernet), [
-            bench, ds, supernet, int(warmup), int(cutout), len(g), pm(acc.mean(), acc.std(ddof=0)),
-            _paper(supernet, ds), " / ".join(sorted(set(g["arch_str"])))[:200] if len(g) <= 2 else f"{g['arch_str'].nunique()} cells",
+            bench, ds, supernet, int(warmup), int(cutout), len(g), _accuracy(g),
+            _paper(space, supernet, ds, int(cutout)), cells,
             seconds(g["search_s"].mean()), seconds(g["train_s"].mean()), seconds(g["select_s"].mean()),
             seconds(g["epoch_s"].mean()), mb(g["saved_bytes"].astype(float).mean()),
             mb(cuda.mean()) if cuda.notna().any() else "–", num(g["final_eig"].astype(float).mean(), 3),
             str(g["device"].iloc[0])]))
     table.sort(key=lambda t: (t[2][0], DATASETS.index(t[2][1]) if t[2][1] in DATASETS else 99, t[1], t[2][3], t[2][4]))
     body = markdown_table(["benchmark", "dataset", "supernet", "warmup", "cutout", "seeds", "test acc",
-                           "paper (Table 4)", "found cell(s)", "search", "supernet training", "selection",
+                           "paper", "found cell(s)", "search", "supernet training", "selection",
                            "s / epoch", "saved for backward", "CUDA peak", "last eig", "device"],
                           [t[2] for t in table])
     ratios = []
@@ -68,18 +93,28 @@ def oneshot_section(rows: "pd.DataFrame | None") -> str:
                     ratios.append(f"{bench} / {ds}: original / {s}: saved bytes "
                                   f"{o['saved_bytes'].mean() / t['saved_bytes'].mean():.2f}x, search time "
                                   f"{o['search_s'].mean() / t['search_s'].mean():.2f}x")
-    notes = ("Test acc = the found cell's 200-epoch NB201 test accuracy (mean ± std over seeds); times are "
-             "wall seconds (search = supernet training + selection, i.e. PT measurements and tuning; Hessian "
-             "time excluded); saved for backward = one search step at the search batch size. Paper Fig. 6: "
-             "2.2x less memory, Fig. 5: 1.98x faster on CIFAR-10/100.")
+    notes = ("Test acc = the found cell's 200-epoch NB201 test accuracy (mean ± std over seeds); the DARTS "
+             "space has no table, so its found cells' accuracy is unknown (each would need its own "
+             "evaluation training). Times are wall seconds (search = supernet training + selection, i.e. PT "
+             "measurements and tuning; Hessian time excluded); saved for backward = one search step at the "
+             "search batch size. Paper: T4 = Table 4's NB201 test accuracy; T5 = Table 5's DARTS-space test "
+             "error (%, mean and best of 4 seeds, after the paper's own evaluation training), search cost and "
+             "GPU memory. Fig. 6: 2.2x less memory, Fig. 5: 1.98x faster on CIFAR-10/100; Table 5: 1.6x less "
+             "memory on the DARTS space.")
     out = ["## One-shot search: DARTS+PT, Original supernet vs Tr-Supernet", notes, body]
     if ratios:
         out.append("\n".join(f"- {r}" for r in ratios))
+    if long_archs:
+        out.append("Found genotypes:\n\n" + "\n".join(f"- {a}" for a in long_archs))
     return "\n\n".join(out)
 
 
 def plot_oneshot_memory(rows: pd.DataFrame, path) -> Path:
-    datasets = order_values(rows["dataset"], DATASETS)
+    """Bars per (space, dataset) group: an NB201 and a DARTS-space supernet never share a bar."""
+    rows = rows.assign(space=rows["space"] if "space" in rows else "nb201")
+    spaces = sorted(set(rows["space"]), key=lambda sp: (sp != "nb201", sp))
+    groups = [(sp, d) for sp in spaces for d in order_values(rows[rows["space"] == sp]["dataset"], DATASETS)]
+    labels = [d if len(spaces) == 1 else f"{d}\n({sp})" for sp, d in groups]
     supernets = _supernet_order(rows["supernet"])
     has_cuda = "cuda_peak_bytes" in rows and rows["cuda_peak_bytes"].astype(float).notna().any()
     figures = [("saved_bytes", "saved for backward")] + ([("cuda_peak_bytes", "CUDA peak")] if has_cuda else [])
@@ -88,10 +123,10 @@ def plot_oneshot_memory(rows: pd.DataFrame, path) -> Path:
     width = 0.8 / len(supernets)
     for ax, (column, title) in zip(axes, figures):
         for k, s in enumerate(supernets):
-            means = [rows[(rows["dataset"] == d) & (rows["supernet"] == s)][column].astype(float).mean() / 1e6
-                     for d in datasets]
-            ax.bar(np.arange(len(datasets)) + k * width, means, width, label=s, color=f"C{k}")
-        ax.set_xticks(np.arange(len(datasets)) + width * (len(supernets) - 1) / 2, datasets)
+            means = [rows[(rows["space"] == sp) & (rows["dataset"] == d) & (rows["supernet"] == s)][column]
+                     .astype(float).mean() / 1e6 for sp, d in groups]
+            ax.bar(np.arange(len(groups)) + k * width, np.nan_to_num(means), width, label=s, color=f"C{k}")
+        ax.set_xticks(np.arange(len(groups)) + width * (len(supernets) - 1) / 2, labels)
         ax.set_ylabel("MB")
         ax.set_title(f"DARTS+PT supernet: {title}")
         ax.legend(fontsize=8)
@@ -108,7 +143,8 @@ def plot_oneshot_eigenvalues(epochs: pd.DataFrame, path) -> Path:
         for k, (run, r) in enumerate(g.groupby("run_id", sort=False)):
             r = r.assign(step=np.where(r["phase"] == "tune", r["epoch"] + g[g["phase"] == "search"]["epoch"].max() + 1,
                                        r["epoch"]))
-            label = f"{r['dataset'].iloc[0]} w{int(r['warmup_epochs'].iloc[0])} c{int(r['cutout'].iloc[0])} s{int(r['seed'].iloc[0])}"
+            label = (f"{r['benchmark'].iloc[0] + ' ' if g['benchmark'].nunique() > 1 else ''}{r['dataset'].iloc[0]} "
+                     f"w{int(r['warmup_epochs'].iloc[0])} c{int(r['cutout'].iloc[0])} s{int(r['seed'].iloc[0])}")
             ax.plot(r["step"] + 1, r["eig"], marker="o", ms=3, color=f"C{k % 10}", label=label)
         ax.set_title(s)
         ax.set_xlabel("epoch (search, then tuning)")

@@ -6,6 +6,8 @@
 * ``SELECTION_TABLE[selection]`` -- which paper table a rank selection corresponds to;
 * ``NB201_REA[dataset]`` -- NB201 paper (Dong & Yang 2020, Table 5) REA test accuracy;
 * ``DARTSPT_TABLE4[supernet][dataset]`` -- Transfer-NAS paper Table 4, DARTS+PT test accuracy;
+* ``DARTSPT_TABLE5[supernet]["cutout" | "no_cutout"]`` -- Table 5 (DARTS space): test error, best
+  error, search GPU days, GPU memory;
 * ``PAPER_MEMORY`` -- Transfer-NAS paper Table 2, GPU memory while training (GB);
 * ``ZERO_COST_SROCC[dataset][proxy]`` -- Abdelfattah et al. (ICLR 2021), Spearman's rho of each
   zero-cost proxy over all NB201 architectures (:func:`published_srocc`).
@@ -41,6 +43,9 @@ PAPER_MEMORY: dict[str, float] = dict(_REF["memory_table2"])
 #: Transfer-NAS paper Table 4: DARTS+PT test accuracy on NB201, [supernet][dataset].
 DARTSPT_TABLE4: dict[str, dict[str, float]] = {k: {ds: float(v) for ds, v in vals.items()}
                                                for k, vals in _REF["dartspt_table4"].items()}
+#: Transfer-NAS paper Table 5: DARTS+PT on the DARTS space, [supernet]["cutout" | "no_cutout"][figure].
+DARTSPT_TABLE5: dict[str, dict[str, dict[str, float]]] = {
+    k: {c: {f: float(v) for f, v in figs.items()} for c, figs in vals.items()} for k, vals in _REF["dartspt_table5"].items()}
 ZERO_COST_SROCC: dict[str, dict[str, float]] = {ds: {p: float(v) for p, v in vals.items()}
                                                 for ds, vals in _REF["zero_cost_srocc"].items()}
 

@@ -62,6 +62,10 @@ _SPECS = (
     TableSpec("throughput", "throughput", ("method", "images_per_s"),
               "one row per architecture x method of a timed training step: method, images_per_s; optional "
               "selection, mode, arch_str, batch_size, median_step_s, device, benchmark, batch_id"),
+    TableSpec("speed", "speed", ("measure", "mode"),
+              "one row per measurement of harness.bench.speed: measure 'eval_cache' (per architecture: Tr-Net "
+              "evaluation on the valid split, plain_s vs cached_s medians, speedup, fill_s, identical accuracies) "
+              "or 'concurrent' (per K: images_per_s of K candidates training at once on one device)"),
     TableSpec("zero_cost", "zero_cost", ("proxy", "arch_str", "value"),
               "one row per architecture x zero-cost proxy of a rank run: proxy (zc:<measure>), arch_str, "
               "arch_index, dataset, value, ground_truth, wall_s (alone; NaN where not timed), joint_s, device"),
@@ -133,8 +137,11 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, table: str, rows: "pd.DataFrame | list[dict]") -> Path:
-        """Write ``rows`` as one new part of ``table``; returns the part's path."""
+    def append(self, table: str, rows: "pd.DataFrame | list[dict]", key: "str | None" = None) -> Path:
+        """Write ``rows`` as one new part of ``table``; returns the part's path. With ``key`` the part
+        is ``part-<key>.parquet`` and replaces an earlier part of that key (atomically), so a writer
+        that may run twice -- a re-run after a crash -- never duplicates rows; one writer per key at
+        a time."""
         spec = self._spec(table)
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         if len(df) == 0:
@@ -148,6 +155,14 @@ class ResultsStore:
             raise HarnessError(f"results table {table!r}: rows cannot be stored as Parquet ({_one_line(e)})") from None
         folder = self.path(table)
         folder.mkdir(parents=True, exist_ok=True)
+        if key is not None:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", key):
+                raise HarnessError(f"results table {table!r}: part key {key!r} must be letters, digits, '.', '_', '-'")
+            # One writer per key at a time (the caller's promise): temp files of the key are a
+            # crashed writer's leftovers.
+            for stale in folder.glob(f".part-{key}.parquet.*.tmp"):
+                stale.unlink(missing_ok=True)
+            return write_atomic(folder / f"part-{key}.parquet", lambda tmp: pq.write_table(arrow, tmp))
         path = folder / part_name()
         while path.exists():  # 32 random bits per name: practically never
             path = folder / part_name()

@@ -86,14 +86,14 @@ def prepare(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
 
-def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig):
+def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, sync: bool = True):
     """A closure doing one training step of the loop on ``(x, y)``: forward, cross-entropy,
-    backward, the recipe's optimizer step. On CUDA it synchronises, so a timer around it measures
-    the step."""
+    backward, the recipe's optimizer step. On CUDA it synchronises (unless ``sync`` is false: steps
+    of several models overlapping on one device), so a timer around it measures the step."""
     prepare(model, cfg)
     x = in_format(x, cfg)
     opt = make_optimizer(model, cfg)
-    cuda = x.device.type == "cuda"
+    cuda = x.device.type == "cuda" and sync
 
     def step() -> None:
         model.train()

@@ -8,10 +8,12 @@ mode, precision, memory format, batch size, outputs kept) and evaluates each can
 them. It is exact: the tail sees the very tensors, in the very batches, that
 :func:`harness.train.loop.evaluate` would have computed (``bn="batch"`` prefixes included: the
 batch composition is part of the key). Features stay on the device when they fit in half its
-free memory, else in host memory (copied back per batch).
+free memory, else in host memory (copied back per batch). Candidates trained concurrently
+(:mod:`harness.train.schedule`) share one cache: each entry is computed once, under a lock.
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import torch
@@ -38,6 +40,7 @@ class PrefixFeatureCache:
     def __init__(self):
         self._entries: dict[tuple, list[tuple[list[torch.Tensor], torch.Tensor]]] = {}
         self.hits = self.misses = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,10 +52,17 @@ class PrefixFeatureCache:
         s = getattr(data, split)
         key = (checkpoint_sha, net.j, data.name, data.source, split, len(s), net.prefix.bn, cfg.precision,
                cfg.channels_last, batch_size, net.tail.inputs)
-        if key in self._entries:
-            self.hits += 1
+        with self._lock:
+            if key in self._entries:
+                self.hits += 1
+                return self._entries[key]
+            self.misses += 1
+            self._entries[key] = self._compute(net, data, s, cfg, batch_size)
             return self._entries[key]
-        self.misses += 1
+
+    @staticmethod
+    def _compute(net: TrNet, data: Dataset, s, cfg: TrainConfig, batch_size: int
+                 ) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
         out = []
         for x, y in batches(s, batch_size, train=False, mean=data.mean, std=data.std):
             with autocast(cfg, x.device):
@@ -60,7 +70,8 @@ class PrefixFeatureCache:
         nbytes = sum(t.numel() * t.element_size() for feats, _ in out for t in feats)
         if not _fits_on(s.x.device, nbytes):
             out = [([t.cpu() for t in feats], y.cpu()) for feats, y in out]
-        self._entries[key] = out
+        if s.x.device.type == "cuda":  # other threads read them on their own CUDA streams
+            torch.cuda.current_stream(s.x.device).synchronize()
         return out
 
     @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Benchmark kinds: each a ``run(definition, store, batch_id, progress) -> DataFrame``."""
+"""Benchmark kinds: each a ``run(definition, store, batch_id, progress) -> DataFrame``; a kind that can
+resume a batch also has ``unfinished_batch(definition, store) -> batch_id | None``."""
 from typing import Callable
 
 import pandas as pd
@@ -10,3 +11,5 @@ Run = Callable[..., pd.DataFrame]
 KIND_RUNNERS: dict[str, Run] = {"search": search.run, "rank": rank.run, "memory": memory.run,
                                 "throughput": throughput.run, "cka": cka.run, "train": train.run,
                                 "oneshot": oneshot.run}
+#: Kinds that resume the unfinished batch of the same definition.
+KIND_RESUMERS: dict[str, Callable[..., "str | None"]] = {"search": search.unfinished_batch}

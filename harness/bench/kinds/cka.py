@@ -2,7 +2,8 @@
 
 Trains ``archs`` random architectures (or takes ``arch_list``: strings, indices or network
 checkpoints) with the Original recipe (``train.epochs.original``, default 12) and, with
-``supernet``, a first-order DARTS supernet; rows go to the ``cka`` table, heatmaps to ``out``
+``supernet``, a first-order DARTS supernet; CKA by ``estimator`` (``eq1``, the paper's Eq. (1),
+default; or ``unbiased_minibatch``); rows go to the ``cka`` table, heatmaps to ``out``
 (default ``<results>/cka-heatmaps``, beside the ``cka`` table's folder, which holds only its parts).
 """
 from __future__ import annotations
@@ -24,14 +25,19 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         archs = defn.get("arch_list") or defn["archs"]
         if isinstance(archs, list):
             archs = [int(a) if a.isdigit() else a for a in archs] or None
+        elif archs == 0:
+            archs = None  # the supernet alone
         out = Path(defn.get("out") or store.root / "cka-heatmaps")
-        r = run_cka(defn["backbone"]["checkpoint"], archs, ctx.data, out_dir=out, store=store,
+        backbone = defn["backbone"].get("checkpoint") or ctx.backbone_path()  # pre-trained once when missing
+        r = run_cka(backbone, archs, ctx.data, out_dir=out, store=store,
                     meta=run_meta(defn, batch_id), n_eval=defn["n_eval"], batch_size=defn["eval_batch_size"],
                     train_cfg=train_settings(defn).config("original"), seed=defn["seed"],
-                    supernet=defn["supernet"], keep_networks=defn["keep_networks"], progress=progress)
+                    supernet=defn["supernet"], keep_networks=defn["keep_networks"], progress=progress,
+                    estimator=defn["estimator"], space=defn["space"], network=dict(defn["train"].get("network", {})))
         for name, arch in zip(r.names, r.archs):
             print(f"{name}: {arch}")
+        print(f"estimator: {r.estimator}")
         print("mean CKA on the diagonal: " + " ".join(f"{r.mean[k, k]:.2f}" for k in range(min(r.mean.shape))))
-        print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, r.png_paths)))
+        print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, [*r.png_paths, r.summary_path])))
         frames.append(pd.DataFrame({"dataset": [ds], "part": [str(r.parquet_path)]}))
     return pd.concat(frames, ignore_index=True)

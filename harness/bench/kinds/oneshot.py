@@ -5,7 +5,8 @@ For every dataset x supernet x warmup x cutout x seed one search
 (:func:`harness.methods.oneshot.dartspt.dartspt_search`): one ``oneshot`` row (the found
 architecture and its 200-epoch test accuracy from the space's table, search time split into
 supernet training and selection, seconds per epoch, bytes saved for backward in one search step at
-the search batch size, CUDA peak on a GPU, the Hessian trajectory, seed, full config) and one
+the search batch size, CUDA peak on a GPU, the Hessian trajectory, seed, full config; a space
+without a table, such as DARTS, gets NaN: the found cell would need its own training) and one
 ``oneshot_epochs`` row per epoch. Tr-Supernets borrow a backbone pre-trained on demand, as the
 search kind's Tr-Net proxies. The ``warmups`` axis applies to Tr-Supernets only (the Original
 supernet keeps ``search.warmup.original``, 0 by default), as in paper Fig. 8.
@@ -76,7 +77,8 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
             meta = run_meta(defn, batch_id, seed, run_id=run_id, dataset=dataset, supernet=supernet)
             search_epochs = [e for e in res.epochs if e["phase"] == "search"]
             eigs = [(e["phase"], e["epoch"], e["eig"], e["eig_power"]) for e in res.epochs if e["eig"] == e["eig"]]
-            row = {"method": "DARTS+PT", "arch_str": res.arch, "test_acc": truth(res.arch), "supernet": supernet,
+            arch_str = ctx.space.format(res.arch)
+            row = {"method": "DARTS+PT", "arch_str": arch_str, "test_acc": truth(arch_str), "supernet": supernet,
                    "warmup_epochs": cfg.warmup_epochs, "cutout": cfg.cutout, "order": cfg.order,
                    "epochs": cfg.epochs, "tune_epochs": cfg.tune_epochs, "batch_size": cfg.batch_size,
                    "n_train": len(data.train), "data_source": data.source,
@@ -94,8 +96,9 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                                              "seed": seed, "warmup_epochs": cfg.warmup_epochs, "cutout": cfg.cutout,
                                              "batch_id": batch_id, "benchmark": defn.name} for e in res.epochs])
             out.append(row)
+            acc = f"{row['test_acc']:.2f}%" if truth.table is not None else f"unknown (no {ctx.space.name} table)"
             print(f"{defn.name}: {dataset:<14} {supernet:<17} w{cfg.warmup_epochs:<2} cutout {cfg.cutout:<2} "
-                  f"seed {seed}: {res.arch}  test acc {row['test_acc']:.2f}%  search {row['search_s']:.1f} s "
+                  f"seed {seed}: {arch_str}  test acc {acc}  search {row['search_s']:.1f} s "
                   f"(train {res.train_s:.1f}, select {res.select_s:.1f})  saved {figures['saved_bytes'] / 2**20:.1f} "
                   f"MiB", flush=True)
     return pd.DataFrame(out)

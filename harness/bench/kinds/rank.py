@@ -1,9 +1,12 @@
 """Kind ``rank``: rank correlation of proxies vs the ground truth (paper Tables 1 and 3).
 
 Table proxies are scored on every architecture of the space's table: random samples (mean and
-std over draws) and the top-k by ground truth. Training proxies are scored on ``train.archs``
-random architectures (the same ones for every proxy) and ranked over those; zero-cost proxies
-on ``sample`` random architectures (:mod:`harness.bench.zero_cost`).
+std over draws) and the top-k by ground truth. Training proxies are trained on the selections
+in ``train_selections`` and ranked over each: ``random`` = ``train.archs`` random architectures
+(the same ones for every proxy; Table 1), ``top_k`` = the ``top_k`` best by ground truth with the
+table path's tie rule ``ties`` (Table 3's Tr-Net column); an architecture in both is trained
+once. Zero-cost proxies are scored on ``sample`` random architectures
+(:mod:`harness.bench.zero_cost`).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness import HarnessError
-from harness.analysis.rank import rank_proxy
+from harness.analysis.rank import rank_proxy, top_k
 from harness.bench.context import proxy_context, run_meta
 from harness.bench.definition import Definition
 from harness.bench.zero_cost import rank_zero_cost
@@ -41,17 +44,33 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                 rows.append(rank_proxy(values, truth, dataset=ds, proxy_name=name, top=defn["top_k"],
                                        ties=defn["ties"], seed=defn["seed"]).row())
         if trained:
-            rng = np.random.default_rng(defn["seed"])
-            archs = rng.choice(len(truth), size=defn["train"]["archs"], replace=False)
+            selections = trained_selections(defn, truth)
+            # Each architecture once, in train_selections order (random alone: the same order as ever).
+            archs = list(dict.fromkeys(int(a) for sel in selections.values() for a in sel))
             for name in trained:
                 proxy = make_proxy(name, ctx)
-                scores = [proxy(ctx.space.canonical(int(a))) for a in archs]
-                values = np.full(len(truth), np.nan)
-                values[archs] = [s.value for s in scores]
-                r = rank_proxy(values, truth, dataset=ds, proxy_name=name, draws=1, seed=defn["seed"])
-                rows.append({**r.row(), "wall_s": float(np.mean([s.wall_s for s in scores])),
-                             "peak_bytes": float(np.mean([s.peak_bytes for s in scores]))})
+                # K at once on a GPU, one at a time on a CPU (TrainProxy.score_many)
+                scores = dict(zip(archs, proxy.score_many([ctx.space.canonical(a) for a in archs])))
+                for selection, sel in selections.items():
+                    values = np.full(len(truth), np.nan)
+                    values[sel] = [scores[int(a)].value for a in sel]
+                    top = {"top": defn["top_k"], "ties": defn["ties"]} if selection == "top_k" else {"draws": 1}
+                    r = rank_proxy(values, truth, dataset=ds, proxy_name=name, seed=defn["seed"], **top)
+                    rows.append({**r.row(), "wall_s": float(np.mean([scores[int(a)].wall_s for a in sel])),
+                                 "peak_bytes": float(np.mean([scores[int(a)].peak_bytes for a in sel]))})
     df = pd.DataFrame(rows).assign(truth="ground truth (NB201: test_acc@200 seed mean)",
                                    **{k: v for k, v in run_meta(defn, batch_id).items()})
     store.append("rank", df)
     return df
+
+
+def trained_selections(defn: Definition, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """``train_selections`` -> the benchmark indices each one trains, in a fixed order."""
+    out = {}
+    for selection in defn["train_selections"]:
+        if selection == "random":
+            out[selection] = np.random.default_rng(defn["seed"]).choice(len(truth), size=defn["train"]["archs"],
+                                                                         replace=False)
+        else:  # top_k: the same set the table path ranks (rank_proxy(top=...) selects it again)
+            out[selection] = top_k(truth, defn["top_k"], defn["ties"])
+    return out

@@ -2,93 +2,150 @@
 
 For every dataset x proxy x sampler x seed one study of ``budget`` trials; one ``runs`` row per
 trial and one ``summary`` row per study (the best-by-proxy candidate and its ground truth).
-With ``storage`` (a PostgreSQL / MySQL URL or a journal file) or ``workers > 1`` (then a journal file
-under ``results/journals/``) the studies live in that storage and are run by workers that may sit
-on many machines (:mod:`harness.bench.distributed`); without, each study runs in memory here.
+Every study lives in an Optuna storage, the record a crashed or interrupted batch resumes from:
+``storage`` (a PostgreSQL / MySQL URL or a journal file, shared with workers on other machines,
+:mod:`harness.bench.distributed`) or, by default, one journal file per batch under
+``results/journals/``, removed once every study of the batch has its rows and summary.
+
+Running the same definition again (same content, overrides and results folder) resumes its latest
+unfinished batch instead of starting a new one: the definition stored with the studies must equal
+this one (``--new-batch`` starts a new batch anyway). The trials a crash left running are failed
+and their candidates evaluated again once (:mod:`harness.methods.query.faults`), so the batch
+ends with exactly its budget of trials. With ``workers = 1`` and one worker per study the trials
+are those of a single in-memory Optuna study with the same seed.
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.bench.context import proxy_context, run_meta
+from harness.bench.context import proxy_context
 from harness.bench.definition import Definition
-from harness.bench.distributed import create_studies, join_study, runs_of
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import search_once
-from harness.methods.query.workers import run_processes
-from harness.proxies import make_proxy, proxy_method
-from harness.report.query import summarise_run
+from harness.bench.distributed import (
+    CONFIG,
+    RUN,
+    create_studies,
+    join_study,
+    runs_of,
+    study_config,
+    study_meta,
+    write_rows,
+)
+from harness.methods.query.workers import FINALISED, run_processes
+from harness.proxies import proxy_kind, proxy_method
+from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.store.storage import redact
+from harness.store.storage import journal_lock_paths, optuna_storage, redact
+
+JOURNALS = "journals"
 
 
-def _distributed(defn: Definition, store: ResultsStore, batch_id: str, progress: bool, storage: str) -> pd.DataFrame:
-    """Every study in ``storage``; this process runs ``workers`` local workers per study (others
-    may join from any machine with ``harness worker``); finalisers write the summary rows."""
+def journal_path(store: ResultsStore, batch_id: str) -> Path:
+    """The journal a search batch keeps when its definition names no ``storage``."""
+    return store.root / JOURNALS / f"{batch_id}.jsonl"
+
+
+def _batches(storage: optuna.storages.BaseStorage, config: dict) -> dict[str, list[optuna.Study]]:
+    """batch id -> its studies in ``storage`` that were created from ``config``."""
+    out: dict[str, list[optuna.Study]] = {}
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if s.user_attrs.get(CONFIG) == config and isinstance(s.user_attrs.get(RUN), dict):
+            study = optuna.load_study(study_name=s.study_name, storage=storage)
+            out.setdefault(s.user_attrs[RUN]["batch_id"], []).append(study)
+    return out
+
+
+def unfinished_batch(defn: Definition, store: ResultsStore) -> "str | None":
+    """The latest batch of exactly this definition that a crash or an interrupt left unfinished
+    (some study not finalised), or None. Prints what it resumes."""
+    config = json.loads(json.dumps(study_config(defn)))  # as stored: JSON types
+    if defn.get("storage") is not None:
+        candidates = [(None, defn["storage"])]
+    else:
+        candidates = [(p, str(p)) for p in sorted((store.root / JOURNALS).glob(f"{defn.name}-*.jsonl"))]
+    found = []
+    for journal, url in candidates:
+        for batch_id, studies in _batches(optuna_storage(url), config).items():
+            if all(FINALISED in s.user_attrs for s in studies) and len(studies) == len(runs_of(defn, batch_id)):
+                if journal is not None and journal == journal_path(store, batch_id):
+                    _remove_journal(journal)  # finished; a crash came before its journal was removed
+                continue
+            done = sum(len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) for s in studies)
+            found.append((batch_id.rsplit("-", 2)[-2:], batch_id, done))
+    if not found:
+        return None
+    _, batch_id, done = max(found)
+    total = defn["budget"] * len(runs_of(defn, batch_id))
+    print(f"{defn.name}: resuming batch {batch_id}: {done}/{total} trials done (--new-batch starts a new one)",
+          flush=True)
+    return batch_id
+
+
+def _remove_journal(journal: Path) -> None:
+    for path in (journal, *journal_lock_paths(journal)):
+        path.unlink(missing_ok=True)
+
+
+def _keep_finished(defn: Definition, store: ResultsStore, storage: str, batch_id: str) -> None:
+    """On an interrupt: the finished trials of every unfinished study as ``runs`` rows marked
+    ``interrupted`` (finalising the study later replaces them with all of its rows)."""
+    space, opened = get_space(defn["space"]), optuna_storage(storage)
+    for run in runs_of(defn, batch_id):
+        try:
+            study = optuna.load_study(study_name=run["run_id"], storage=opened)
+        except KeyError:
+            continue
+        if FINALISED not in study.user_attrs:
+            write_rows(study, space, study_meta(defn, run, run["run_id"]), store, interrupted=True)
+
+
+def _print_groups(defn: Definition, summaries: pd.DataFrame, wall_s: float) -> None:
+    for (dataset, proxy_name, sampler), s in summaries.groupby(["dataset", "proxy_name", "sampler"], sort=False):
+        print(f"{defn.name}: {dataset:<14} {proxy_name:<19} {sampler:<6} best-by-proxy ground truth "
+              f"{s['best_ground_truth'].mean():.2f} ± {s['best_ground_truth'].std(ddof=0):.2f} "
+              f"over {len(s)} seeds", flush=True)
+    print(f"{defn.name}: {len(summaries)} studies done in {wall_s:.1f} s", flush=True)
+
+
+def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
+    """Create (or resume) every study of the batch, run them with ``workers`` local workers per
+    study (others may join from any machine with ``harness worker``); finalisers write the rows."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    own_journal = defn.get("storage") is None
+    storage = str(journal_path(store, batch_id)) if own_journal else defn["storage"]
     names = create_studies(defn, storage, batch_id)
-    print(f"{defn.name}: {len(names)} studies in {redact(str(storage))}; more workers join with: harness worker "
-          f"--storage URL --study {batch_id}", flush=True)
+    if not own_journal or defn["workers"] > 1:
+        print(f"{defn.name}: {len(names)} studies in {redact(storage)}; more workers join with: harness worker "
+              f"--storage {'URL' if not own_journal else storage} --study {batch_id}", flush=True)
     for run in runs_of(defn, batch_id):
         if proxy_method(run["proxy_name"]) not in (None, "original"):
             proxy_context(defn, run["dataset"], store, batch_id, progress).backbone_path()  # pre-train once, here
     t0 = time.perf_counter()
-    if defn["workers"] == 1:
-        for name in names:
-            join_study(str(storage), name, str(store.root), progress=progress)
-    else:  # every local worker walks the batch's studies in order
-        run_processes(defn["workers"], "harness.bench.distributed:join_process",
-                      {"storage_url": str(storage), "name": batch_id, "results": str(store.root)}, timeout_s=7 * 86400)
+    try:
+        if defn["workers"] == 1:
+            for name in names:
+                join_study(storage, name, str(store.root), progress=progress, index=0)
+        else:  # every local worker walks the batch's studies in order
+            run_processes(defn["workers"], "harness.bench.distributed:join_process",
+                          {"storage_url": storage, "name": batch_id, "results": str(store.root)}, timeout_s=7 * 86400,
+                          torch_free=all(proxy_kind(p) == "table" for p in defn["proxies"]))
+    except KeyboardInterrupt:
+        _keep_finished(defn, store, storage, batch_id)
+        raise
     summaries = store.read("summary")
     mine = pd.DataFrame(columns=["run_id"]) if summaries is None else summaries[summaries["run_id"].isin(names)]
     missing = [n for n in names if n not in set(mine["run_id"])]
     if missing:  # finalised on a machine whose results folder is not this one
         raise HarnessError(f"{defn.name}: studies finished but their summaries are in another results folder "
                            f"(first: {missing[0]})")
-    print(f"{defn.name}: {len(names)} studies done in {time.perf_counter() - t0:.1f} s", flush=True)
-    return mine.drop_duplicates("run_id").reset_index(drop=True)
-
-
-def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = defn.get("storage")
-    if storage is None and defn["workers"] > 1:  # one machine: a journal file per batch
-        storage = str(store.root / "journals" / f"{batch_id}.jsonl")
-    if storage is not None:
-        return _distributed(defn, store, batch_id, progress, storage)
-    seeds = range(defn["seed_offset"], defn["seed_offset"] + defn["seeds"])
-    summaries: list[dict] = []
-    try:
-        for dataset in defn["datasets"]:
-            ctx = proxy_context(defn, dataset, store, batch_id, progress)
-            for proxy_name in defn["proxies"]:
-                proxy = make_proxy(proxy_name, ctx)
-                for sampler in defn["samplers"]:
-                    options = defn["sampler_options"].get(sampler, {})
-                    t0, first = time.perf_counter(), len(summaries)
-                    for seed in seeds:
-                        meta = run_meta(defn, batch_id, seed, run_id=f"{batch_id}/{dataset}/{proxy_name}/{sampler}/s{seed}",
-                                        dataset=dataset, proxy_name=proxy_name, sampler=sampler)
-                        rows = search_once(ctx.space, proxy, make_sampler(sampler, seed, ctx.space, **options),
-                                           defn["budget"], keep_interrupted=lambda done, meta=meta: store.append(
-                                               "runs", done.assign(**meta, interrupted=True)))
-                        rows = rows.assign(**meta)
-                        store.append("runs", rows)
-                        keep = ("run_id", "batch_id", "benchmark", "space", "proxy_name", "sampler", "dataset", "commit",
-                                "config")
-                        summaries.append({**{k: meta[k] for k in keep}, "seed": seed, "budget": defn["budget"],
-                                          **summarise_run(rows), "device": rows["device"].iloc[0]})
-                    s = pd.DataFrame(summaries[first:])
-                    print(f"{defn.name}: {dataset:<14} {proxy_name:<19} {sampler:<6} best-by-proxy ground truth "
-                          f"{s['best_ground_truth'].mean():.2f} ± {s['best_ground_truth'].std(ddof=0):.2f} "
-                          f"over {len(s)} seeds ({time.perf_counter() - t0:.1f} s)", flush=True)
-    except KeyboardInterrupt:  # keep the summaries of the runs that finished
-        if summaries:
-            store.append("summary", pd.DataFrame(summaries))
-        raise
-    out = pd.DataFrame(summaries)
-    store.append("summary", out)
-    return out
+    mine = mine.drop_duplicates("run_id").set_index("run_id").loc[names].reset_index()  # run order
+    _print_groups(defn, mine, time.perf_counter() - t0)
+    if own_journal:
+        _remove_journal(Path(storage))
+    return mine

@@ -5,7 +5,9 @@ For each architecture every (mode, method) model's steps run interleaved (one st
 turn, ``steps`` times after one warm-up round), so all see the same load of a shared machine and
 their ratios stay meaningful; images/s = batch size / median step time. Every mode's model starts
 from the same weights, and each mode gets its own copy of the backbone (channels_last converts
-parameters in place). ``threads = 0`` keeps torch's setting.
+parameters in place). ``threads = 0`` keeps torch's setting. With ``cache_archs`` / ``concurrency``
+it also measures the prefix feature cache's speed-up of Tr-Net evaluation and images/s with K
+candidates at once (:mod:`harness.bench.speed`; rows in the ``speed`` table, sections appended).
 """
 from __future__ import annotations
 
@@ -21,13 +23,16 @@ from harness.backbones.resnet import build_backbone
 from harness.bench.context import backbone_settings, run_meta
 from harness.bench.definition import Definition
 from harness.bench.kinds.memory import candidates
+from harness.bench.speed import concurrent_rows, eval_cache_rows
+from harness.bench.speed import summary as speed_summary
+from harness.data.datasets import load_dataset
 from harness.report.markdown import markdown_table
 from harness.runinfo import default_device, device_name
 from harness.spaces import get_space
 from harness.store.files import write_text
 from harness.store.results import ResultsStore
 from harness.train.loop import training_step
-from harness.train.recipe import ORIGINAL
+from harness.train.recipe import ORIGINAL, default_mode
 from harness.transfer.splice import build_tr_net
 
 
@@ -80,16 +85,35 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                              "batch_size": b, "median_step_s": statistics.median(ts),
                              "images_per_s": b / statistics.median(ts), "steps": len(ts),
                              "threads": torch.get_num_threads()})
-        df = pd.DataFrame(rows).assign(device=device_name(str(dev)), load_1min_start=load,
-                                       load_1min_end=os.getloadavg()[0], **run_meta(defn, batch_id, defn["seed"]))
+        df = pd.DataFrame(rows).assign(device=device_name(str(dev)), default_mode=default_mode(dev),
+                                       load_1min_start=load, load_1min_end=os.getloadavg()[0],
+                                       **run_meta(defn, batch_id, defn["seed"]))
+        speed = _speed(defn, space, backbone, dev)
     finally:
         torch.set_num_threads(before)
     store.append("throughput", df)
     text = summary(df, defn.name)
+    if len(speed):
+        store.append("speed", speed.assign(device=device_name(str(dev)), **run_meta(defn, batch_id, defn["seed"])))
+        text += "\n" + speed_summary(speed)
     if defn.get("out"):
         write_text(text, store.root / defn["out"])
     print(text)
     return df
+
+
+def _speed(defn: Definition, space, backbone, dev: torch.device) -> pd.DataFrame:
+    """The optional measurements (cache speed-up, K at once) in the device's default mode unless listed."""
+    cands, mode = candidates(defn), default_mode(dev)
+    rows = []
+    if defn["cache_archs"]:
+        data = load_dataset("cifar10-valid", device=dev)  # the embedded images' valid split
+        rows += eval_cache_rows(space, cands[:defn["cache_archs"]], backbone, data, defn["i"], defn["j"],
+                                defn["cache_modes"] or [mode], defn["cache_rounds"], defn["seed"])
+    if defn["concurrency"]:
+        rows += concurrent_rows(space, [a for _, a in cands], defn["concurrency"], ORIGINAL.with_mode(mode),
+                                defn["batch_size"], defn["steps"], dev, defn["seed"])
+    return pd.DataFrame(rows)
 
 
 def summary(df: pd.DataFrame, name: str) -> str:
@@ -106,5 +130,6 @@ def summary(df: pd.DataFrame, name: str) -> str:
         f"# {name}: training-step throughput, batch {r0['batch_size']} ({r0['device']}, {r0['threads']} threads)",
         f"Median of {r0['steps']} interleaved steps per model after 1 warm-up round; random-init weights; "
         f"1-minute load {r0['load_1min_start']:.2f} at start, {r0['load_1min_end']:.2f} at end; "
-        f"listed = the `arch_list` architectures, random = mean over the random ones.",
+        f"listed = the `arch_list` architectures, random = mean over the random ones. "
+        + (f"Default training mode on this device: {r0['default_mode']}." if "default_mode" in df else ""),
         markdown_table(["architectures", "method", "mode", "n", "images/s", f"vs {first}"], rows)]) + "\n"

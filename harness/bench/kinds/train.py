@@ -48,7 +48,7 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         ctx = proxy_context(defn, ds, store, batch_id, progress)
         for name in defn["proxies"]:
             proxy = make_proxy(name, ctx)
-            trained = [proxy.train_row(ctx.space.canonical(int(a) if a.isdigit() else a)) for a in defn["arch_list"]]
+            trained = proxy.train_rows([ctx.space.canonical(int(a) if a.isdigit() else a) for a in defn["arch_list"]])
             rows += trained
             agreement += _against_table(defn, ds, trained, name)
     if agreement:

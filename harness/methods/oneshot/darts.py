@@ -2,17 +2,21 @@
 
 First-order DARTS alternates one Adam step on the architecture weights (on a batch of the
 validation split) with one SGD step on the network weights (on a batch of the training split).
-Used by the CKA experiment's supernet panel (paper Fig. 2); DARTS+PT builds on it.
+Used by the CKA experiment's supernet panel (paper Fig. 2: NB201's supernet, or any space's
+``build_supernet()``, e.g. the DARTS space's); DARTS+PT builds on it.
 """
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset
+from harness.methods.oneshot.bilevel import arch_params
 from harness.progress import bar as progress_bar
 from harness.spaces.nb201.supernet import NB201Supernet
 from harness.train.loop import TrainingDiverged, evaluate
@@ -24,8 +28,10 @@ SUPERNET_RECIPE = {"w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9, "w_weigh
                    "grad_clip": 5.0, "a_lr": 3e-4, "a_betas": (0.5, 0.999), "a_weight_decay": 1e-3}
 
 
-def train_supernet(data: Dataset, cfg: TrainConfig, *, seed: int, progress: bool = False) -> tuple[NB201Supernet, dict]:
-    """First-order DARTS on the NB201 supernet for ``cfg.epochs`` (see ``SUPERNET_RECIPE``).
+def train_supernet(data: Dataset, cfg: TrainConfig, *, seed: int, progress: bool = False,
+                   model: Optional[nn.Module] = None) -> tuple[nn.Module, dict]:
+    """First-order DARTS on a supernet for ``cfg.epochs`` (see ``SUPERNET_RECIPE``): NB201's, or
+    ``model`` (any searchable supernet: ``arch_parameters`` and ``weight_parameters()``).
 
     Per training batch: one Adam step on alpha with the loss on a batch of the validation split
     (the training split when the dataset has none), then one SGD step on the weights. Returns the
@@ -35,11 +41,10 @@ def train_supernet(data: Dataset, cfg: TrainConfig, *, seed: int, progress: bool
     device = data.train.x.device
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = NB201Supernet(data.num_classes).to(device)
+    model = (NB201Supernet(data.num_classes) if model is None else model).to(device)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=r["w_lr"], momentum=r["w_momentum"],
                             weight_decay=r["w_weight_decay"])
-    a_opt = torch.optim.Adam([model.arch_parameters], lr=r["a_lr"], betas=r["a_betas"],
-                             weight_decay=r["a_weight_decay"])
+    a_opt = torch.optim.Adam(arch_params(model), lr=r["a_lr"], betas=r["a_betas"], weight_decay=r["a_weight_decay"])
     arch_split, arch_name = (data.valid, "valid") if data.valid is not None else (data.train, "train")
 
     def arch_stream():

@@ -5,10 +5,12 @@ Tr-Supernet-i-j (TR-NAS paper Sec. 3.2 and 4.3).
    half, alphas on the valid half; the dominant Hessian eigenvalue (:mod:`.hessian`) every
    ``hessian_every`` epochs on one fixed valid batch.
 2. *Selection*: the reference's ``pt_project`` loop -- ``tune_epochs`` tuning epochs (SGD restarted
-   at ``w_lr * tune_lr_factor``, alphas still trained); at tuning epoch ``e`` an edge is projected
-   (:mod:`.pt`) when ``e % project_every == 0`` or ``e`` is the last, while edges remain (NB201's
-   reference: 25 epochs, every 5 -> 6 projections; the paper's: 10 epochs after each of the 6
-   projections). Edges left after the last tuning epoch are projected without tuning.
+   at ``w_lr * tune_lr_factor``, alphas still trained); at tuning epoch ``e`` one projection step
+   is taken (:mod:`.pt`: NB201 one edge; DARTS one edge of each cell, then, once every edge is
+   projected, one node of each cell) when ``e % project_every == 0`` or ``e`` is the last, while
+   decisions remain (NB201's reference: 25 epochs, every 5 -> 6 steps; the paper's: 10 epochs
+   after each of the 6; DARTS's reference: 81 epochs, every 5 -> 14 op + 3 topology steps).
+   Decisions left after the last tuning epoch are taken without tuning.
 
 Every epoch appends one row to ``epochs`` (phase, lr, loss, eigenvalues, seconds).
 """
@@ -26,7 +28,7 @@ from harness.backbones.checkpoint import load_backbone
 from harness.data.datasets import Dataset
 from harness.methods.oneshot.bilevel import SearchConfig, make_optimizers, search_halves, search_step, stream
 from harness.methods.oneshot.hessian import alpha_hessian_eigen
-from harness.methods.oneshot.pt import edge_order, project_next, supernet_accuracy, undecided_edges
+from harness.methods.oneshot.pt import project_step, projection_plan, supernet_accuracy, undecided
 from harness.progress import bar as progress_bar
 from harness.proxies.settings import parse_transfer
 from harness.spaces import SearchSpace
@@ -66,7 +68,7 @@ def config_from_table(search: dict, supernet: str, warmup: "int | None" = None, 
 
 @dataclass
 class SearchResult:
-    arch: str
+    arch: object                       # the supernet's genotype() (NB201: its string)
     train_s: float                     # supernet training (Hessian time excluded)
     select_s: float                    # selection: PT measurements + tuning epochs
     measure_s: float                   # PT measurements alone
@@ -124,31 +126,28 @@ def dartspt_search(model: nn.Module, data: Dataset, cfg: SearchConfig, *, seed: 
         res.train_s += seconds
         log("search", epoch, cfg.weight_lr(epoch, 1.0), loss, seconds, epoch)
 
-    order = edge_order(int(model.arch.projected.numel()), seed)
+    plan = projection_plan(model, seed)
 
     def measure(weights: torch.Tensor) -> float:
         return supernet_accuracy(model, a_half, data, weights, limit=cfg.select_limit)
 
     def project() -> None:
-        t0 = time.perf_counter()
-        chosen = project_next(model, order, measure)
-        seconds = time.perf_counter() - t0
-        res.measure_s += seconds
-        res.select_s += seconds
-        if chosen is not None:
+        for chosen, seconds in project_step(model, plan, measure):
+            res.measure_s += seconds
+            res.select_s += seconds
             res.projections.append({**chosen, "tune_epoch": len(res.epochs) - cfg.epochs, "seconds": seconds})
 
     tune_lr = cfg.w_lr * cfg.tune_lr_factor
     w_opt, a_opt = make_optimizers(model, cfg, w_lr=tune_lr)  # the reference resets the weight optimizer
     for epoch in range(cfg.tune_epochs):
-        if undecided_edges(model) and (epoch % cfg.project_every == 0 or epoch == cfg.tune_epochs - 1):
+        if undecided(model, plan) and (epoch % cfg.project_every == 0 or epoch == cfg.tune_epochs - 1):
             project()
         t0 = time.perf_counter()
         loss = _epoch(model, train_it, valid_it, w_opt, a_opt, cfg, steps, lambda f: tune_lr, bar)
         seconds = time.perf_counter() - t0
         res.select_s += seconds
         log("tune", epoch, tune_lr, loss, seconds, cfg.epochs + epoch)
-    while undecided_edges(model):
+    while undecided(model, plan):
         project()
     bar.close()
     res.arch = model.genotype()

@@ -11,33 +11,38 @@ from typing import Any, Callable
 import optuna
 import pandas as pd
 
+from harness.methods.query.faults import RETRY_OF
 from harness.proxies import Proxy, ProxyContext, make_proxy
 from harness.spaces import SearchSpace, suggest
 from harness.store.results import ResultsStore
 
 
-def evaluate_trial(trial: optuna.Trial, space: SearchSpace, proxy: Proxy) -> tuple[float, dict]:
-    """Suggest a candidate, score it, store what it cost as user attributes; (value, row)."""
+def evaluate_trial(trial: optuna.Trial, space: SearchSpace, proxy: Proxy,
+                   extra: "dict[str, Any] | None" = None) -> tuple[float, dict]:
+    """Suggest a candidate, score it, store what it cost (and ``extra``) on the trial as one user
+    attribute (one storage write, not one per key); (value, row)."""
     arch = suggest(space, trial)
     score = proxy(arch)
-    for key in ROW_ATTRS:
-        trial.set_user_attr(key, getattr(score, key))
-    return score.value, {"trial": trial.number, "arch_str": space.format(arch), "proxy": score.value,
-                         "ground_truth": score.ground_truth, "wall_s": score.wall_s,
-                         "peak_bytes": score.peak_bytes, "device": score.device, "cached": score.cached}
+    attrs = {**{key: getattr(score, key) for key in ROW_ATTRS}, **(extra or {})}
+    trial.set_user_attr(SCORE, attrs)
+    return score.value, {"trial": trial.number, "arch_str": space.format(arch), "proxy": score.value, **attrs}
 
 
-#: What :func:`evaluate_trial` stores on the trial, so a row can be rebuilt from the study alone.
+#: What :func:`evaluate_trial` stores on the trial (user attribute ``SCORE``), so a row can be
+#: rebuilt from the study alone.
 ROW_ATTRS = ("ground_truth", "wall_s", "peak_bytes", "device", "cached")
+SCORE = "harness:score"
 
 
 def trial_row(space: SearchSpace, trial: optuna.trial.FrozenTrial, value: "float | None" = None) -> dict:
     """The row :func:`evaluate_trial` returned for ``trial``, rebuilt from the study (its params,
-    value and user attributes): how a finished trial whose worker died gets its row."""
-    attrs = trial.user_attrs
+    value and user attributes); a re-evaluation of a trial whose worker died says which
+    (``retry_of``)."""
+    attrs = trial.user_attrs.get(SCORE, {})
+    retry = {"retry_of": trial.system_attrs[RETRY_OF]} if RETRY_OF in trial.system_attrs else {}
     return {"trial": trial.number, "arch_str": space.format(space.from_params(trial.params)),
-            "proxy": trial.value if value is None else value,
-            **{k: attrs.get(k) for k in ROW_ATTRS}}
+            "proxy": trial.value if value is None else value, **{k: attrs.get(k) for k in ROW_ATTRS},
+            **{k: v for k, v in attrs.items() if k not in ROW_ATTRS}, **retry}
 
 
 def with_cumulative(rows: pd.DataFrame) -> pd.DataFrame:

@@ -6,22 +6,22 @@ worker asks for a trial only while holding the study's :class:`~harness.store.st
 while ``COMPLETE + RUNNING + WAITING < budget``; the evaluation runs outside the lock. FAIL trials
 do not count, so the study ends with exactly ``budget`` COMPLETE trials.
 
-Faults (Optuna's heartbeat / ``fail_stale_trials`` / ``RetryHeartbeatStaleTrialCallback`` idea,
-re-done for ask-and-tell and for every storage): each running trial carries a heartbeat (system
-attribute ``harness:beat``, renewed by a thread every ``heartbeat_s``). Under the lock, a worker
-reaps trials whose beat is older than ``grace_s``: one whose value was already claimed (the worker
-died between evaluating and telling) is completed with that value; any other is marked FAIL and its
-candidate enqueued once as a WAITING trial with the same parameters (``harness:retry_of``), which the
-next ``ask`` picks up first. Reaping and re-enqueueing are idempotent, so a reaper that dies
-half-way is finished by the next one. A worker that loses its database retries with exponential
-backoff for ``reconnect_s``, then raises a one-line :class:`HarnessError`; what it had told is in
-the database, and a study resumes by starting workers again.
+Faults (a dead worker's trial is reaped and its candidate re-evaluated once; a lost database is
+retried with backoff): :mod:`harness.methods.query.faults`. A worker that loses its database for
+``reconnect_s`` raises a one-line :class:`HarnessError`; what it had told is in the database, and a
+study resumes by starting workers again.
+
+Local worker processes (:func:`run_processes`) are forked, from this process when that is safe or
+else from a fork server that imported the harness once (:func:`start_method`), instead of each
+spawned process importing torch, Optuna and the harness again (~6 s of CPU each here: most of the
+wall time of a short search on a fast proxy); they exit when the process that started them dies.
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import multiprocessing as mp
+import os
 import queue as queue_module
 import sys
 import threading
@@ -36,109 +36,30 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from harness import HarnessError
+from harness.methods.query.faults import (
+    BEAT,
+    CLAIMED,
+    FAULTS,
+    OWNER,
+    REAPED,
+    RETRY_DEPTH,
+    RETRY_OF,
+    Faults,
+    Heartbeat,
+    owner,
+    reap_stale,
+    retrying,
+)
 from harness.methods.query.samplers import is_stateless, make_sampler
 from harness.spaces import SearchSpace
-from harness.store.storage import CONNECTION_ERRORS, LockLost, StudyLock, load_study, optuna_storage
+from harness.store.storage import LockLost, StudyLock, journal_lock_paths, load_study, optuna_storage
 
 Objective = Callable[[Trial], float]
-BEAT, CLAIMED, REAPED, RETRY_OF, RETRY_DEPTH = ("harness:beat", "harness:value", "harness:reaped",
-                                                "harness:retry_of", "harness:retry_depth")
 FINALISED = "harness:finalised"
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Fault handling of a worker (seconds)."""
-
-    heartbeat_s: float = 10.0    #: a running trial's beat is renewed this often
-    grace_s: float = 60.0        #: a beat older than this marks the trial's worker dead
-    max_retries: int = 1         #: re-evaluations of a candidate whose worker died (a retry that dies is not retried)
-    reconnect_s: float = 60.0    #: how long a worker keeps retrying a lost database before it exits
-    poll_s: float = 1.0          #: wait between looks while the other workers run the last trials
-
-
-FAULTS = Faults()
-
-
-def _retrying(fn: Callable[[], Any], faults: Faults, what: str) -> Any:
-    """``fn()``, retried with exponential backoff while the database is unreachable."""
-    t0, delay = time.monotonic(), 0.25
-    while True:
-        try:
-            return fn()
-        except (*CONNECTION_ERRORS, LockLost) as e:
-            lost = time.monotonic() - t0
-            msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-            if lost >= faults.reconnect_s:
-                raise HarnessError(f"worker lost the study database for {lost:.0f} s while {what}; giving up "
-                                   f"(restart a worker to resume): {msg}") from None
-            print(f"harness worker: database error while {what}, retrying in {delay:.2f} s: {msg}",
-                  file=sys.stderr, flush=True)
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-
-
-class _Heartbeat:
-    """Renews ``harness:beat`` of one running trial every ``interval`` seconds from a thread;
-    a failed write is retried on the next beat (the reaper only acts after ``grace_s``)."""
-
-    def __init__(self, study: optuna.Study, trial_id: int, interval: float):
-        self._storage, self._trial_id, self._interval = study._storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"harness-heartbeat-{trial_id}", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._storage.set_trial_system_attr(self._trial_id, BEAT, time.time())
-            except optuna.exceptions.UpdateFinishedTrialError:
-                return
-            except Exception:  # noqa: BLE001 -- a lost connection: the next beat tries again
-                pass
-
-    def __enter__(self) -> "_Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def reap_stale(study: optuna.Study, faults: Faults = FAULTS, now: "float | None" = None) -> list[int]:
-    """Settle the trials of dead workers (call it holding the study lock); returns their numbers.
-
-    A RUNNING trial whose beat (or start) is older than ``faults.grace_s`` is completed with its
-    claimed value if it has one, else failed. Then every reaped-and-failed trial without a retry
-    gets one WAITING copy of its parameters, unless it is already the ``max_retries``-th retry.
-    """
-    storage, now = study._storage, time.time() if now is None else now
-    reaped = []
-    trials = study.get_trials(deepcopy=False)
-    for t in (t for t in trials if t.state == TrialState.RUNNING):
-        beat = t.system_attrs.get(BEAT, t.datetime_start.timestamp() if t.datetime_start else now)
-        if now - beat <= faults.grace_s:
-            continue
-        try:
-            if CLAIMED in t.user_attrs:
-                storage.set_trial_system_attr(t._trial_id, REAPED, "completed")
-                storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [t.user_attrs[CLAIMED]])
-            else:
-                storage.set_trial_system_attr(t._trial_id, REAPED, "failed")
-                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            reaped.append(t.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # its worker told it after all
-    if reaped:
-        trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs.get(RETRY_OF) for t in trials}
-    for t in trials:
-        if (t.state == TrialState.FAIL and t.system_attrs.get(REAPED) == "failed" and t.number not in retried
-                and t.system_attrs.get(RETRY_DEPTH, 0) < faults.max_retries):
-            study.add_trial(optuna.trial.create_trial(
-                state=TrialState.WAITING, params=t.params, distributions=t.distributions,
-                system_attrs={RETRY_OF: t.number, RETRY_DEPTH: t.system_attrs.get(RETRY_DEPTH, 0) + 1}))
-    return reaped
+#: First wait while other workers run a study's last trials (doubling up to ``Faults.poll_s``):
+#: table-proxy trials end in milliseconds, so a fixed 1 s wait idled every worker at the end of
+#: every study.
+POLL_FIRST_S = 0.01
 
 
 def budget_state(study: optuna.Study) -> dict[TrialState, int]:
@@ -167,7 +88,8 @@ def _next_trial(study: optuna.Study, budget: int, lock: StudyLock, faults: Fault
             if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.RUNNING] >= budget:
                 return _WAIT
             trial = study.ask()
-            study._storage.set_trial_system_attr(trial._trial_id, BEAT, time.time())
+            # Who runs it: a re-run on this machine reaps it at once if that process is gone.
+            study._storage.set_trial_system_attr(trial._trial_id, OWNER, owner())
             return trial
     except LockLost:
         if trial is None:
@@ -193,47 +115,51 @@ def _claim(study: optuna.Study, trial: Trial, value: float, lock: StudyLock) -> 
 
 
 def optimize_to_budget(study: optuna.Study, objective: Objective, budget: int, lock: "StudyLock | str | Path",
-                       *, record: "Callable[[Trial, float], None] | None" = None,
-                       finalise: "Callable[[optuna.Study], None] | None" = None, faults: Faults = FAULTS,
+                       *, finalise: "Callable[[optuna.Study], None] | None" = None, faults: Faults = FAULTS,
                        timings: "list[tuple[float, float]] | None" = None) -> list[int]:
     """Ask, evaluate and tell until the study holds ``budget`` COMPLETE trials; safe from any
     number of processes and machines sharing the study and its lock.
 
-    ``record(trial, value)`` runs after the value is claimed and before the tell (a row written
-    there exists for every COMPLETE trial not reaped); ``finalise(study)`` runs once per study, by
-    the first worker that finds the budget met. A failing objective marks its trial FAIL (not
-    counted) and re-raises. ``timings`` collects (ask_s, tell_s) per trial. Returns the numbers
-    of the trials this call completed.
+    The value is claimed on the trial (under the lock) before the tell, so a worker that dies in
+    between costs no re-evaluation; ``finalise(study)`` runs once per study, by the first worker
+    that finds the budget met. A failing objective marks its trial FAIL (not counted) and
+    re-raises. ``timings`` collects (ask_s, tell_s) per trial. Returns the numbers of the trials
+    this call completed.
     """
     _check_positive_int("budget", budget)
     if not isinstance(lock, StudyLock):
         lock = StudyLock(None, study.study_name, lock_path=lock)
     ran: list[int] = []
-    while True:
-        t0 = time.perf_counter()
-        trial = _retrying(lambda: _next_trial(study, budget, lock, faults, finalise), faults, "asking for a trial")
-        if trial is None:
-            return ran
-        if trial is _WAIT:
-            time.sleep(faults.poll_s)
-            continue
-        ask_s = time.perf_counter() - t0
-        with _Heartbeat(study, trial._trial_id, faults.heartbeat_s):
+    wait_s = POLL_FIRST_S
+    with Heartbeat(study, faults.heartbeat_s) as heartbeat:
+        while True:
+            t0 = time.perf_counter()
+            trial = retrying(lambda: _next_trial(study, budget, lock, faults, finalise), faults, "asking for a trial")
+            if trial is None:
+                return ran
+            if trial is _WAIT:  # the last trials are someone else's: look again soon, then less often
+                time.sleep(wait_s)
+                wait_s = min(2 * wait_s, faults.poll_s)
+                continue
+            wait_s = POLL_FIRST_S
+            ask_s = time.perf_counter() - t0
+            heartbeat.watch(trial._trial_id)
             try:
-                value = float(_retrying(lambda: objective(trial), faults, f"evaluating trial {trial.number}"))
+                value = float(retrying(lambda: objective(trial), faults, f"evaluating trial {trial.number}"))
             except BaseException:
-                _retrying(lambda: study.tell(trial, state=TrialState.FAIL, skip_if_finished=True), faults,
-                          f"failing trial {trial.number}")
+                heartbeat.watch(None)
+                retrying(lambda: study.tell(trial, state=TrialState.FAIL, skip_if_finished=True), faults,
+                         f"failing trial {trial.number}")
                 raise
             t1 = time.perf_counter()
-            if not _retrying(lambda: _claim(study, trial, value, lock), faults, f"claiming trial {trial.number}"):
+            claimed = retrying(lambda: _claim(study, trial, value, lock), faults, f"claiming trial {trial.number}")
+            heartbeat.watch(None)
+            if not claimed:
                 continue
-            if record is not None:
-                record(trial, value)
-            _retrying(lambda: study.tell(trial, value, skip_if_finished=True), faults, f"telling trial {trial.number}")
-        ran.append(trial.number)
-        if timings is not None:
-            timings.append((ask_s, time.perf_counter() - t1))
+            retrying(lambda: study.tell(trial, value, skip_if_finished=True), faults, f"telling trial {trial.number}")
+            ran.append(trial.number)
+            if timings is not None:
+                timings.append((ask_s, time.perf_counter() - t1))
 
 
 def resolve_objective(objective_ref: str, kwargs: "Mapping[str, Any] | None" = None) -> Callable:
@@ -252,12 +178,15 @@ def resolve_objective(objective_ref: str, kwargs: "Mapping[str, Any] | None" = N
     return functools.partial(fn, **kwargs) if kwargs else fn
 
 
-def worker_seed(sampler: optuna.samplers.BaseSampler, seed: "int | None", worker: int) -> "int | None":
-    """The seed worker ``worker`` gives its sampler: the run's seed for a stateless sampler
-    (REA draws per trial number), a derived one otherwise so workers do not repeat each other."""
-    if seed is None or is_stateless(sampler):
+def worker_seed(sampler: optuna.samplers.BaseSampler, seed: "int | None", worker: int,
+                start: int = 0) -> "int | None":
+    """The seed worker ``worker`` gives its sampler in a study that holds ``start`` trials: the
+    run's seed for a stateless sampler (REA draws per trial number) and for worker 0 of a fresh
+    study (one worker reproduces a single-process run); otherwise one derived from all three, so
+    workers do not repeat each other and a resumed sampler does not replay its first draws."""
+    if seed is None or is_stateless(sampler) or (worker, start) == (0, 0):
         return seed
-    return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, worker, start]).generate_state(1)[0])
 
 
 @dataclass
@@ -269,13 +198,20 @@ class WorkersResult:
     timings_by_worker: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
 
 
-def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s: float = 600.0) -> list[Any]:
-    """Spawn ``n`` processes calling ``target(index=i, **kwargs)`` (all start together); their return
-    values in index order. A process's exception is re-raised here as ``RuntimeError`` with its
-    traceback (a :class:`HarnessError` as itself, first line only)."""
+def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s: float = 600.0,
+                  torch_free: bool = False) -> list[Any]:
+    """Start ``n`` processes calling ``target(index=i, **kwargs)`` (all start together); their return
+    values in index order. ``torch_free``: the target runs no torch code (a table proxy), so the
+    processes may be forked from this one (:func:`start_method`). A process's exception is re-raised
+    here as ``RuntimeError`` with its traceback (a :class:`HarnessError` as itself, first line only)."""
     _check_positive_int("n_workers", n)
-    resolve_objective(target_ref)  # fail before spawning anything
-    ctx = mp.get_context("spawn")  # fork would copy Optuna/torch state and threads
+    resolve_objective(target_ref)  # fail before starting anything
+    method = start_method(torch_free)
+    ctx = mp.get_context(method)
+    if method == "forkserver":  # it imports the target's module and every harness module imported
+        # here (what a child needs to re-run our main module as __mp_main__), once
+        ctx.set_forkserver_preload([target_ref.partition(":")[0],
+                                    *sorted(m for m in sys.modules if m.startswith("harness."))])
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_process_main, args=(i, target_ref, dict(kwargs), barrier, results,
                                                      optuna.logging.get_verbosity()), name=f"harness-worker-{i}")
@@ -284,15 +220,17 @@ def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s:
         p.start()
     out: dict[int, Any] = {}
     errors: list[str] = []
+    wait_s = 5.0  # on an interrupt: the workers got the same Ctrl-C; then they are stopped
     try:
         for _ in range(n):
             index, error, value = _next_result(results, procs, timeout_s)
             if error:
                 errors.append(error if error.startswith("HarnessError: ") else f"worker {index}:\n{error}")
             out[index] = value
+        wait_s = timeout_s
     finally:
         for p in procs:
-            p.join(timeout=timeout_s)
+            p.join(timeout=wait_s)
             if p.is_alive():
                 p.terminate()
                 p.join()
@@ -302,6 +240,19 @@ def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s:
     if errors:
         raise RuntimeError("search worker(s) failed:\n" + "\n".join(errors))
     return [out[i] for i in range(n)]
+
+
+def start_method(torch_free: bool) -> str:
+    """How worker processes start. ``fork`` (a worker starts in milliseconds, every module already
+    imported) when the workers run no torch code -- a forked child must not use an OpenMP pool or
+    a CUDA context of its parent -- and this process runs no other Python thread (whose locks the
+    child would inherit held) and holds no CUDA context. Otherwise ``forkserver``: workers are
+    forked from a fresh interpreter that imported the harness once (seconds, instead of seconds
+    per worker with ``spawn``). Process-wide caches of connections and storages are reset in a
+    forked child (``os.register_at_fork`` in the modules that own them)."""
+    torch = sys.modules.get("torch")  # not imported for this: a process without torch has no CUDA context
+    cuda = torch is not None and torch.cuda.is_initialized()
+    return "fork" if torch_free and threading.active_count() == 1 and not cuda else "forkserver"
 
 
 def _next_result(results, procs, timeout_s: float) -> tuple[int, "str | None", Any]:
@@ -319,7 +270,15 @@ def _next_result(results, procs, timeout_s: float) -> tuple[int, "str | None", A
                 raise RuntimeError(f"search workers did not finish within {timeout_s:.0f} s") from None
 
 
+def _exit_with_parent() -> None:
+    """Die with the process that started us (killed or crashed): a crash of ``harness bench``
+    must not leave its workers running on, unseen; their trials are reaped when it is re-run."""
+    mp.parent_process().join()
+    os._exit(1)
+
+
 def _process_main(index: int, target_ref: str, kwargs: dict, barrier, results, verbosity: int) -> None:
+    threading.Thread(target=_exit_with_parent, name="harness-parent-watch", daemon=True).start()
     try:
         optuna.logging.set_verbosity(verbosity)
         target = resolve_objective(target_ref)
@@ -338,7 +297,7 @@ def study_worker(index: int, *, storage: str, study_name: str, objective_ref: st
                  sampler_options: dict, lock_path: "str | None", faults: Faults) -> tuple[list[int], list]:
     """One process of :func:`run_workers`: open the storage, build the sampler, run to the budget."""
     sampler = make_sampler(sampler_name, seed, space, **sampler_options)
-    worker = worker_seed(sampler, seed, index)
+    worker = worker_seed(sampler, seed, index, start=len(load_study(storage, study_name).get_trials(deepcopy=False)))
     if worker != seed:
         sampler = make_sampler(sampler_name, worker, space, **sampler_options)
     study = load_study(storage, study_name, sampler=sampler)
@@ -367,8 +326,8 @@ def run_workers(n_workers: int, storage: "str | Path", study_name: str, objectiv
     resolve_objective(objective_ref, objective_kwargs)       # fail before spawning anything
     if lock_path is not None:
         journal = Path(storage)
-        if Path(lock_path) in (journal, journal.with_name(journal.name + ".lock")):
-            raise HarnessError(f"lock_path {str(lock_path)!r}: clashes with the journal file or Optuna's own lock")
+        if Path(lock_path) in (journal, journal.with_name(journal.name + ".lock"), journal_lock_paths(journal)[0]):
+            raise HarnessError(f"lock_path {str(lock_path)!r}: clashes with the journal file or its write lock")
     study = optuna.create_study(study_name=study_name, storage=optuna_storage(storage),
                                 sampler=sampler, direction=direction, load_if_exists=True)
     outs = run_processes(n_workers, f"{__name__}:study_worker", dict(
@@ -385,4 +344,5 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise HarnessError(f"{name} {value!r}: must be an integer >= 1")
 
 
-__all__ = ["FAULTS", "Faults", "FrozenTrial", "optimize_to_budget", "reap_stale", "run_workers", "run_processes"]
+__all__ = ["BEAT", "CLAIMED", "FAULTS", "REAPED", "RETRY_DEPTH", "RETRY_OF", "Faults", "FrozenTrial", "optimize_to_budget",
+           "reap_stale", "run_workers", "run_processes"]

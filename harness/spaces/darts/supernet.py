@@ -13,7 +13,9 @@ the rest keep their softmax weight: the op-perturbation step), ``project`` (an e
 op: its row one-hot), ``remove_edge`` (an incoming edge of a node weighted 0: topology
 perturbation) and ``project_node`` (a node keeps exactly two incoming edges).
 :meth:`ArchitectureWeights.genotype` is the reference derivation over those weights: per node
-the 2 incoming edges whose strongest non-``none`` op weighs most, each with that op.
+the 2 incoming edges whose strongest non-``none`` op weighs most, each with that op. The same
+hooks behind the decision interface of :mod:`harness.spaces.mixed` (``pt_lanes`` ...) let the
+space-independent PT of :mod:`harness.methods.oneshot.pt` run the reference's schedule.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from harness.measure.counting import trainable_parameters
 from harness.spaces.darts.genotype import CELLS, CONCAT, STEPS, Genotype, validate
 from harness.spaces.darts.network import expected_input, fit_first_input, layout
 from harness.spaces.darts.ops import PRIMITIVES, make_op, preprocess
-from harness.spaces.mixed import weighted_sum
+from harness.spaces.mixed import OP, TOPOLOGY, weighted_sum
 
 #: (source, target) node of each of the 14 edges, in the reference order.
 EDGES: tuple[tuple[int, int], ...] = tuple((j, k) for k in range(2, 2 + STEPS) for j in range(k))
@@ -187,6 +189,43 @@ class ArchitectureWeights(nn.Module):
                         pairs.append((PRIMITIVES[int(w[c, e].argmax())], EDGES[e][0]))
                 cells.append(pairs)
         return validate(cells[0], CONCAT, cells[1], CONCAT)
+
+    # DARTS+PT's decision interface (harness.spaces.mixed). Keys: (cell index, edge) for op
+    # decisions (the row of ``weights()``), (cell index, node) for topology decisions.
+    def pt_lanes(self) -> list[list[tuple[str, list[tuple[int, int]]]]]:
+        """The reference ``pt_project``: each op-projection step projects an edge of the normal
+        cell, then one of the reduction cell (14 steps); then each topology step one node of each
+        (nodes 3, 4, 5: node 2 has exactly its two candidate inputs)."""
+        ops = [(OP, [(c, e) for e in range(NUM_EDGES)]) for c in range(len(CELLS))]
+        nodes = [(TOPOLOGY, [(c, n) for n in range(2, 2 + STEPS) if len(node_edges(n)) > 2])
+                 for c in range(len(CELLS))]
+        return [ops, nodes]
+
+    def decided(self, kind: str, key: tuple[int, int]) -> bool:
+        c, i = key
+        if kind == OP:
+            return int(self.projected[c, i]) >= 0
+        return int(self.edge_mask[c, node_edges(i)].sum()) <= 2
+
+    def candidates(self, kind: str, key: tuple[int, int]) -> list:
+        """Op decision: the ops still candidates except 'none' (a genotype cannot hold it; the
+        reference measures it too, but its removal changes no output, and when it is kept the
+        reference's derivation writes the edge's first other op). Topology: the (cell, edge) rows
+        of the node's incoming edges still present."""
+        c, i = key
+        if kind == OP:
+            return [k for k in range(1, NUM_OPS) if bool(self.op_mask[c, i, k])]
+        return [(c, e) for e in node_edges(i) if bool(self.edge_mask[c, e])]
+
+    def keep(self, kind: str, key: tuple[int, int], kept: list) -> None:
+        c, i = key
+        if kind == OP:
+            self.project(CELLS[c], i, kept[0])
+        else:
+            self.project_node(CELLS[c], i, tuple(EDGES[e][0] for _, e in kept))
+
+    def describe(self, kind: str, key: tuple[int, int]) -> dict:
+        return {"cell": CELLS[key[0]], "edge" if kind == OP else "node": key[1]}
 
 
 class ArchitectureState:

@@ -22,7 +22,7 @@ from torch import nn
 
 from harness import HarnessError
 from harness.measure.counting import trainable_parameters
-from harness.spaces.mixed import weighted_sum
+from harness.spaces.mixed import OP, weighted_sum
 from harness.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS, to_str
 from harness.spaces.nb201.network import body_layout, expected_input, search_positions
 from harness.spaces.nb201.ops import ClassifierHead, ResNetBasicblock, make_op
@@ -133,6 +133,24 @@ class ArchitectureWeights(nn.Module):
             logits = self.alpha.masked_fill(~self.mask, float("-inf"))
             chosen = torch.where(self.projected >= 0, self.projected, logits.argmax(dim=-1))
         return to_str([OPS[int(k)] for k in chosen])
+
+    # DARTS+PT's decision interface (harness.spaces.mixed): one op per edge; every NB201 node
+    # keeps all its incoming edges, so there is no topology decision.
+    def pt_lanes(self) -> list[list[tuple[str, list[int]]]]:
+        return [[(OP, list(range(NUM_EDGES)))]]
+
+    def decided(self, kind: str, edge: int) -> bool:
+        return int(self.projected[edge]) >= 0
+
+    def candidates(self, kind: str, edge: int) -> list[int]:
+        """The ops still candidates on ``edge`` ('none' included: it is an NB201 op)."""
+        return [k for k in range(NUM_OPS) if bool(self.mask[edge, k])]
+
+    def keep(self, kind: str, edge: int, kept: list[int]) -> None:
+        self.project(edge, kept[0])
+
+    def describe(self, kind: str, edge: int) -> dict:
+        return {"edge": edge}
 
 
 def check_weights(weights: torch.Tensor) -> torch.Tensor:

@@ -99,11 +99,16 @@ class RegularizedEvolutionSampler(BaseSampler):
 
     def population(self, study: Study) -> list[FrozenTrial]:
         """The last P COMPLETE trials holding a complete candidate, oldest first (aging)."""
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and is_complete(self.space, t.params)]
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
         # Completion time decides who dies first; the number only breaks exact ties.
         done.sort(key=lambda t: (t.datetime_complete, t.number))
-        return done[-self.population_size:]
+        population: list[FrozenTrial] = []
+        for t in reversed(done):  # the youngest first: decoding every trial's candidate is O(trials)
+            if len(population) == self.population_size:
+                break
+            if is_complete(self.space, t.params):
+                population.append(t)
+        return population[::-1]
 
     def propose(self, study: Study, trial_number: int):
         """The candidate for trial ``trial_number``: random until P trials are complete, else a
