@@ -39,7 +39,7 @@ test-fast: $(STAMP)
 BENCH_ARGS ?=
 bench-nb201: $(STAMP)
 	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
-		benchmarks/nb201-rea-trnet.toml benchmarks/nb201-dartspt.toml $(BENCH_ARGS)
+		benchmarks/nb201-rea-trnet.toml benchmarks/nb201-dartspt.toml benchmarks/nb201-proxies.toml $(BENCH_ARGS)
 
 # The DARTS space (paper Table 5): supernet vs Tr-Supernet-2-3 memory, a REA smoke with real
 # training, and the DARTS+PT smoke (Original supernet vs Tr-Supernet-2-3).
@@ -49,7 +49,7 @@ bench-darts: $(STAMP)
 
 # Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
 bench-proxies: $(STAMP)
-	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml $(BENCH_ARGS)
+	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml benchmarks/nb201-proxies-trnet.toml $(BENCH_ARGS)
 
 BENCH_JSON := .benchmarks/ci.json
 BASELINE   := results/baselines/ci-cpu.json

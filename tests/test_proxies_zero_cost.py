@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import HarnessError
+from harness.analysis.rank import correlations
 from harness.bench.definition import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
@@ -295,6 +296,9 @@ def test_names_and_dataset_checks():
         make_proxy("zc:snip", ProxyContext(space=get_space("nb201"), dataset="cifar100"))
     with pytest.raises(HarnessError, match="key 'sample' is needed"):
         build_definition({"name": "x", "kind": "rank", "datasets": ["cifar10"], "proxies": ["zc:snip"]}, "t")
+    with pytest.raises(HarnessError, match="key 'zc_top_k' must be in 2..sample"):
+        build_definition({"name": "x", "kind": "rank", "datasets": ["cifar10"], "proxies": ["zc:snip"],
+                          "sample": 10, "zc_top_k": 11}, "t")
 
 
 # --------------------------------------------------------------------------- rank kind, report
@@ -303,9 +307,12 @@ def test_names_and_dataset_checks():
 def test_rank_kind_end_to_end(tmp_path, capsys):
     defn = build_definition({"name": "zc-e2e", "kind": "rank", "datasets": ["cifar10", "cifar100"],
                              "proxies": ["nb201-12ep-val", "zc:synflow", "zc:params"], "sample": 10, "draws": 2,
-                             "zc_timed": 3, "train": {"limit": 128}}, "test")
+                             "zc_timed": 3, "zc_top_k": 5, "train": {"limit": 128}}, "test")
     df = run_benchmark(defn, tmp_path, progress=False)
     assert "skipping zero-cost proxies zc:synflow, zc:params on cifar100" in capsys.readouterr().err
+    top = df[df["selection"] == "top-5-of-random-10"].set_index("proxy")
+    assert set(top.index) == {"zc:synflow", "zc:params"} and (top["n"] == 5).all()
+    df = df[df["selection"] != "top-5-of-random-10"]
     zc = df[df["proxy"].str.startswith("zc:")].set_index("proxy")
     assert set(zc.index) == {"zc:synflow", "zc:params"} and set(zc["dataset"]) == {"cifar10"}
     assert (zc["n"] == 10).all() and (zc["selection"] == "random-10").all() and (zc["timed"] == 3).all()
@@ -317,6 +324,10 @@ def test_rank_kind_end_to_end(tmp_path, capsys):
     space = get_space("nb201")
     for r in params.itertuples():
         assert r.value == count_params(space.build_network(r.arch_str))
+    # the top-5 row ranks the 5 best of the 10 scored architectures by ground truth
+    best = params.nlargest(5, "ground_truth")
+    tau, rho = correlations(best["value"].to_numpy(), best["ground_truth"].to_numpy())
+    assert top.loc["zc:params", "krocc"] == pytest.approx(tau) and top.loc["zc:params", "srocc"] == pytest.approx(rho)
     board = build_leaderboard(tmp_path)
     assert "## Proxies" in board and "| zc:synflow | random-10 | 10 |" in board
 

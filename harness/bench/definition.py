@@ -17,7 +17,8 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 are scored on every architecture, training proxies on ``train_selections``
                 (``random``: ``train.archs`` random ones; ``top_k``: the top-k by ground truth),
                 zero-cost proxies (``zc:<measure>``) on ``sample`` random ones, each timed alone on
-                the first ``zc_timed`` of them.
+                the first ``zc_timed`` of them, and also ranked over the ``zc_top_k`` best of
+                those by ground truth.
 ``memory``      bytes saved for backward, Original vs Tr-Net-i-j (paper Table 2): ``batch_size``,
                 ``archs`` (random architectures besides the all-conv one), ``seed``, ``i``, ``j``,
                 ``supernet`` (true: the space's supernet vs Tr-Supernet-i-j, e.g. DARTS Table 5).
@@ -77,7 +78,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE}, "storage": _STR, "delay_s": _FLOAT,
                "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
     "rank": {"datasets": _LIST_STR, "proxies": _LIST_STR, "table": _STR, "sample": _INT, "draws": _INT, "top_k": _INT,
-             "ties": _STR, "train_selections": _LIST_STR, "seed": _INT, "zc_timed": _INT, "train": TRAIN_SCHEMA,
+             "ties": _STR, "train_selections": _LIST_STR, "seed": _INT, "zc_timed": _INT, "zc_top_k": _INT, "train": TRAIN_SCHEMA,
              "backbone": BACKBONE_SCHEMA},
     "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT,
                "supernet": _BOOL, "backbone": BACKBONE_SCHEMA},
@@ -327,6 +328,9 @@ def _validate(d: Definition) -> None:
         if zero_cost and "sample" not in d.raw:
             raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
                                f"zero-cost proxies {', '.join(zero_cost)} score")
+        if "zc_top_k" in d.raw and not (zero_cost and 2 <= d["zc_top_k"] <= d.get("sample", 0)):
+            raise HarnessError(f"{src}: key 'zc_top_k' must be in 2..sample ({d.get('sample', 0)}) and needs "
+                               f"zc: proxies, got {d['zc_top_k']}")
         if not d["train_selections"] or len(set(d["train_selections"])) != len(d["train_selections"]):
             raise HarnessError(f"{src}: key 'train_selections' must list each of {', '.join(TRAIN_SELECTIONS)} "
                                f"at most once, and at least one, got {d['train_selections']}")

@@ -4,10 +4,13 @@
 * The architectures are ``numpy.random.default_rng(seed).choice(N, sample, replace=False)``: the
   same draw a rank run's training proxies use when ``train.archs == sample``.
 * Values come from one joint evaluation per architecture (:func:`harness.proxies.zero_cost_joint.score_all`,
-  one network built from ``torch.manual_seed(train.seed)``). The cost of each proxy alone is timed on
+  one network built from ``torch.manual_seed(train.seed)``; ``zc:<m>@tr-net-<i>-<j>`` proxies share
+  a second joint evaluation of that network's Tr-Net suffix). The cost of each proxy alone is timed on
   the first ``zc_timed`` architectures by running :class:`harness.proxies.zero_cost.ZeroCostProxy`
   (build + proxy), whose value must equal the joint one -- a check on every run.
-* Each rank row: KROCC / SROCC over the n architectures (selection ``random-<n>``, one draw),
+* Each rank row: KROCC / SROCC over the n architectures (selection ``random-<n>``, one draw), and
+  with ``zc_top_k`` = k a second row over the k best of them by ground truth (selection
+  ``top-<k>-of-random-<n>``; ``ties`` as for table proxies; its cost is that of scoring all n),
   ``wall_s`` = mean seconds per architecture of the proxy alone, ``total_s`` = ``wall_s * n``
   (what scoring the n architectures with that proxy alone costs), ``joint_s`` = measured seconds of
   the joint evaluation of all of them, ``device``, ``nonfinite``. A non-finite value (NaN from
@@ -23,13 +26,12 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from harness.analysis.rank import rank_proxy
 from harness.bench.definition import Definition
 from harness.proxies import ProxyContext, make_proxy
 from harness.proxies.settings import TRAIN_DATASET
-from harness.proxies.zero_cost import PREFIX, image_family
+from harness.proxies.zero_cost import image_family
 from harness.proxies.zero_cost_joint import score_all
 from harness.store.results import ResultsStore
 
@@ -55,33 +57,37 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
         _log(f"skipping zero-cost proxies {', '.join(names)} on {ctx.dataset}: {why}")
         return []
     proxies = [make_proxy(n, ctx) for n in names]
-    measures = [p.measure for p in proxies]
-    first = proxies[0]
+    groups: dict = {}  # one joint evaluation per network scored: the Original, or one Tr-Net suffix
+    for p in proxies:
+        groups.setdefault(p.method, []).append(p)
     archs = np.random.default_rng(defn["seed"]).choice(len(truth), size=defn["sample"], replace=False)
     timed = min(defn["zc_timed"], len(archs))
-    values = {m: np.full(len(truth), np.nan) for m in measures}
-    alone = {m: [] for m in measures}
+    values = {p.name: np.full(len(truth), np.nan) for p in proxies}
+    alone = {p.name: [] for p in proxies}
     rows, joint_total, t_start = [], 0.0, time.perf_counter()
     for k, a in enumerate(archs):
         arch = ctx.space.canonical(int(a))
-        t0 = time.perf_counter()
-        torch.manual_seed(first.seed)
-        net = ctx.space.build_network(arch, num_classes=first.data.num_classes).to(first.device)
-        joint = score_all(net, first.x, first.y, measures, seed=first.seed, inplace=True)
-        joint_s = time.perf_counter() - t0
-        joint_total += joint_s
-        for p in proxies:
-            m, wall = p.measure, float("nan")
-            if k < timed:
-                s = p(arch)
-                wall = s.wall_s
-                alone[m].append(wall)
-                if not np.isclose(s.value, joint[m], rtol=1e-4, atol=1e-6, equal_nan=True):
-                    raise RuntimeError(f"zc:{m} on {ctx.space.format(arch)}: alone {s.value!r} != joint {joint[m]!r}")
-            values[m][a] = joint[m]
-            rows.append({"proxy": PREFIX + m, "arch_str": ctx.space.format(arch), "arch_index": int(a),
-                         "dataset": ctx.dataset, "value": joint[m], "ground_truth": float(truth[a]), "wall_s": wall,
-                         "joint_s": joint_s, "device": first.device_label, "batch_size": len(first.x), **meta})
+        for group in groups.values():
+            first = group[0]
+            t0 = time.perf_counter()
+            joint = score_all(first.network(arch), first.x, first.y, [p.measure for p in group], seed=first.seed,
+                              inplace=True)
+            joint_s = time.perf_counter() - t0
+            joint_total += joint_s
+            for p in group:
+                m, wall = p.measure, float("nan")
+                if k < timed:
+                    s = p(arch)
+                    wall = s.wall_s
+                    alone[p.name].append(wall)
+                    if not np.isclose(s.value, joint[m], rtol=1e-4, atol=1e-6, equal_nan=True):
+                        raise RuntimeError(f"{p.name} on {ctx.space.format(arch)}: alone {s.value!r} != "
+                                           f"joint {joint[m]!r}")
+                values[p.name][a] = joint[m]
+                rows.append({"proxy": p.name, "arch_str": ctx.space.format(arch), "arch_index": int(a),
+                             "dataset": ctx.dataset, "value": joint[m], "ground_truth": float(truth[a]),
+                             "wall_s": wall, "joint_s": joint_s, "device": first.device_label,
+                             "batch_size": len(first.y), **meta})
         if progress and ((k + 1) % 25 == 0 or k + 1 == len(archs)):
             _log(f"zero-cost {ctx.dataset}: {k + 1}/{len(archs)} architectures, "
                  f"{(time.perf_counter() - t_start) / (k + 1):.2f} s each")
@@ -89,15 +95,22 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
     scored = np.zeros(len(truth), dtype=bool)
     scored[archs] = True
     out = []
-    for m in measures:
-        v = values[m]
+    for name in values:
+        v = values[name]
         failed = scored & ~np.isfinite(v)
         nonfinite = int(failed.sum())
         finite = v[scored & np.isfinite(v)]
         v = np.where(failed, (finite.min() - 1.0) if len(finite) else 0.0, v)
-        r = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=PREFIX + m, draws=1, seed=defn["seed"]).row()
-        per_arch = float(np.mean(alone[m])) if alone[m] else float("nan")
-        out.append({**r, "selection": f"random-{r['n']}", "wall_s": per_arch, "total_s": per_arch * r["n"],
-                    "joint_s": joint_total, "timed": len(alone[m]), "device": first.device_label,
-                    "nonfinite": nonfinite})
+        per_arch = float(np.mean(alone[name])) if alone[name] else float("nan")
+        common = {"wall_s": per_arch, "joint_s": joint_total, "timed": len(alone[name]), "device": first.device_label,
+                  "nonfinite": nonfinite}
+        r = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=name, draws=1, seed=defn["seed"]).row()
+        out.append({**r, **common, "selection": f"random-{r['n']}", "total_s": per_arch * r["n"]})
+        if "zc_top_k" in defn.raw:
+            # the best k of the scored sample (not of the whole table: only the sample has values)
+            sample_truth = np.where(scored, truth, -np.inf)
+            r = rank_proxy(v, sample_truth, dataset=ctx.dataset, proxy_name=name, top=defn["zc_top_k"],
+                           ties=defn["ties"], seed=defn["seed"]).row()
+            out.append({**r, **common, "selection": f"top-{r['n']}-of-random-{len(archs)}",
+                        "total_s": per_arch * len(archs)})
     return out

@@ -3,7 +3,9 @@
 * a table proxy name (:data:`harness.proxies.table.TABLE_PROXIES`), e.g. ``nb201-12ep-val``;
 * ``train:<method>`` -- real training, ``method`` = ``original`` or ``tr-net-<i>-<j>``;
 * ``recorded:<method>`` -- replay of earlier ``train:<method>`` runs from the store;
-* ``zc:<measure>`` -- a zero-cost proxy (:mod:`harness.proxies.zero_cost`), e.g. ``zc:synflow``.
+* ``zc:<measure>`` -- a zero-cost proxy (:mod:`harness.proxies.zero_cost`), e.g. ``zc:synflow``;
+  ``zc:<measure>@tr-net-<i>-<j>`` -- the same measure of the Tr-Net's trainable suffix
+  (:mod:`harness.proxies.zero_cost_trnet`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from harness.proxies.table import TABLE_PROXIES, TableProxy
 from harness.proxies.training import RecordedProxy, TrainProxy
 from harness.proxies.zero_cost import PREFIX as ZC_PREFIX
 from harness.proxies.zero_cost import ZERO_COST, ZeroCostProxy, check_measure
+from harness.proxies.zero_cost_trnet import split_name
 from harness.runinfo import default_device
 from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore
@@ -32,14 +35,14 @@ def proxy_kind(name: str) -> str:
     if name in TABLE_PROXIES:
         return "table"
     if isinstance(name, str) and name.startswith(ZC_PREFIX):
-        check_measure(name[len(ZC_PREFIX):])
+        check_measure(split_name(name[len(ZC_PREFIX):])[0])
         return "zero_cost"
     kind, sep, method = name.partition(":") if isinstance(name, str) else ("", "", "")
     if sep and kind in ("train", "recorded"):
         parse_method(method)
         return kind
     raise HarnessError(f"proxy {name!r}: unknown (known: {', '.join(TABLE_PROXIES)}, train:<method>, "
-                       "recorded:<method>; method = original or tr-net-<i>-<j>; zc:<measure>, measure = "
+                       "recorded:<method>; method = original or tr-net-<i>-<j>; zc:<measure>[@tr-net-<i>-<j>], measure = "
                        f"{', '.join(ZERO_COST)})")
 
 
@@ -77,8 +80,10 @@ def make_proxy(name: str, ctx: ProxyContext) -> Proxy:
     if kind == "table":
         return TableProxy(name, ctx.space, ctx.dataset)
     if kind == "zero_cost":
+        _, method = split_name(name[len(ZC_PREFIX):])
         return ZeroCostProxy(ctx.space, name[len(ZC_PREFIX):], ctx.data, table_dataset=ctx.dataset,
-                             seed=ctx.train.seed, device=ctx.train.device)
+                             seed=ctx.train.seed, device=ctx.train.device,
+                             backbone_path=ctx.backbone_path() if method else None, prefix_bn=ctx.backbone.prefix_bn)
     method = proxy_method(name)
     backbone = None if parse_method(method) is None else ctx.backbone_path()
     trainer = TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method, ctx.space.name),

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -75,6 +76,7 @@ from harness.data.augment import batches
 from harness.data.datasets import SPECS, Dataset
 from harness.measure.counting import count_flops, count_params
 from harness.proxies.base import GroundTruth, Score
+from harness.proxies.zero_cost_trnet import TrNetSuffix, split_name
 from harness.runinfo import default_device, device_name
 from harness.spaces import SearchSpace
 
@@ -313,14 +315,18 @@ def image_family(dataset: str) -> str:
 class ZeroCostProxy:
     """``zc:<measure>``: a fresh network of ``space`` per architecture (seeded init), scored on one
     fixed minibatch of ``data``'s training images (see the module docstring).
+    ``zc:<measure>@tr-net-<i>-<j>`` (with ``backbone_path``) scores the Tr-Net's trainable suffix
+    instead (:mod:`harness.proxies.zero_cost_trnet`).
 
     ``data`` must hold the images of ``table_dataset`` (CIFAR-10 images never stand in for
     CIFAR-100 or ImageNet16-120). The wall time covers building the network and the proxy."""
 
     def __init__(self, space: SearchSpace, measure: str, data: Dataset, *, table_dataset: str,
                  batch_size: int = BATCH_SIZE, seed: int = 0, device: "str | None" = None,
-                 table_path: "str | None" = None):
-        self.measure = check_measure(measure)
+                 table_path: "str | None" = None, backbone_path: "str | Path | None" = None,
+                 prefix_bn: str = "running"):
+        self.measure, self.method = split_name(measure)
+        check_measure(self.measure)
         if table_dataset in SPECS and image_family(data.name) != image_family(table_dataset):
             raise HarnessError(f"zero-cost proxy zc:{measure}: images of {data.name} cannot score "
                                f"{table_dataset} architectures; load {table_dataset}'s own images")
@@ -330,11 +336,22 @@ class ZeroCostProxy:
         self.device_label = device_name(str(self.device))
         self.x, self.y = probe_batch(data, batch_size, seed, self.device)
         self._truth = GroundTruth(space, table_dataset, table_path)
+        self.suffix = None
+        if self.method is not None:
+            if backbone_path is None:
+                raise HarnessError(f"zero-cost proxy {self.name}: needs a pre-trained backbone checkpoint")
+            self.suffix = TrNetSuffix(self.method, backbone_path, self.device, prefix_bn)
+            self.x = self.suffix.features(self.x)
+
+    def network(self, arch: Any) -> nn.Module:
+        """What this proxy scores for ``arch`` (on ``self.x``): a network built from ``seed``, or its
+        Tr-Net suffix."""
+        torch.manual_seed(self.seed)
+        net = self.space.build_network(self.space.canonical(arch), num_classes=self.data.num_classes).to(self.device)
+        return net if self.suffix is None else self.suffix.network(net)
 
     def value(self, arch: Any) -> float:
-        torch.manual_seed(self.seed)
-        net = self.space.build_network(self.space.canonical(arch), num_classes=self.data.num_classes)
-        return score_network(self.measure, net.to(self.device), self.x, self.y, seed=self.seed, inplace=True)
+        return score_network(self.measure, self.network(arch), self.x, self.y, seed=self.seed, inplace=True)
 
     def __call__(self, arch: Any) -> Score:
         t0 = time.perf_counter()

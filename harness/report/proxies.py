@@ -70,7 +70,9 @@ def proxies_section(rank: "pd.DataFrame | None") -> str:
         "test accuracy. Cost = seconds per architecture of the proxy alone (zero-cost: build + proxy, mean "
         "over the timed architectures); total = cost x n. Published = Spearman's rho over all 15,625 "
         "architectures from the reference code, against the cifar10-valid run's accuracy (a different ground "
-        "truth). Non-finite zero-cost values rank last.",
+        "truth). The published fisher is lower mainly because the reference scored networks with a bias on every "
+        "cell convolution, which inflates fisher where a convolution reads an all-zero node "
+        "(`harness.proxies.zero_cost`). Non-finite zero-cost values rank last.",
         markdown_table(["benchmark", "dataset", "proxy", "architectures", "n", "KROCC", "SROCC", "cost / arch",
                         "total", "device", "published SROCC"], table),
         f"![cost per architecture vs SROCC]({PLOT})"])
