@@ -136,7 +136,7 @@ NATIVE_BF16, NO_BF16 = frozenset({"avx512f", "avx512_bf16"}), frozenset({"avx512
 def test_default_mode_follows_the_devices_bf16_capability():
     assert default_mode("cpu", NATIVE_BF16) == "bf16+channels_last"
     assert default_mode("cpu", frozenset({"amx_bf16"})) == "bf16+channels_last"
-    assert default_mode("cpu", NO_BF16) == "fp32" and default_mode("cpu", frozenset()) == "fp32"
+    assert default_mode("cpu", NO_BF16) == "channels_last" and default_mode("cpu", frozenset()) == "channels_last"
     assert default_mode("meta") == "fp32"
     if not torch.cuda.is_available():
         assert default_mode("cuda") == "fp32"
@@ -144,7 +144,7 @@ def test_default_mode_follows_the_devices_bf16_capability():
         default_mode("gpu0")
 
 
-@pytest.mark.parametrize("flags,want", [(NATIVE_BF16, ("bf16", True)), (NO_BF16, ("fp32", False))])
+@pytest.mark.parametrize("flags,want", [(NATIVE_BF16, ("bf16", True)), (NO_BF16, ("fp32", True))])
 def test_settings_resolve_the_default_mode_and_keep_what_is_forced(monkeypatch, flags, want):
     monkeypatch.setattr(recipe, "cpu_flags", lambda: flags)  # this CPU's capability, injected
     settings = TrainSettings(device="cpu", epochs={"original": 2})
