@@ -28,7 +28,7 @@ from harness.proxies.zero_cost import (
 )
 from harness.proxies.zero_cost_joint import score_all
 from harness.report.leaderboard import build_leaderboard
-from harness.report.proxies import pareto, plot_proxies, proxies_section
+from harness.report.proxies import pareto, plot_points, plot_proxies, proxies_section
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
@@ -348,3 +348,6 @@ def test_proxies_section_and_plot(tmp_path):
     assert proxies_section(None) == ""
     assert list(pareto(np.array([0.1, 0.5, 0.01]), np.array([0.8, 0.6, 0.75]))) == [2, 0]
     assert plot_proxies(rank, tmp_path / "p.png").stat().st_size > 1000
+    bigger = rank.iloc[:1].assign(benchmark="c", batch_id="c-20250101T000000-bbbbbb", n=1000, srocc=0.81)
+    points = plot_points(pd.concat([rank, bigger])).set_index("proxy")
+    assert len(points) == 3 and points.loc["zc:synflow", "n"] == 1000 and points.loc["zc:synflow", "srocc"] == 0.81

@@ -8,7 +8,8 @@ cost shown), device, and the published Spearman's rho of Abdelfattah et al. (ICL
 15,625 NB201 architectures, ground truth = the cifar10-valid run; :mod:`harness.report.reference`).
 
 The plot ``proxies.png``: x = seconds per architecture (log scale), y = SROCC, one point per
-proxy with a measured cost and dataset (latest batch), the Pareto front (no other proxy both
+proxy with a measured cost and dataset (latest batch; of the benchmark with the largest n where
+several scored it), the Pareto front (no other proxy both
 cheaper and better ranked) joined by a line.
 """
 from __future__ import annotations
@@ -89,13 +90,21 @@ def pareto(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=int)
 
 
-def plot_proxies(rank: "pd.DataFrame | None", path) -> "Path | None":
-    """Cost per architecture (log x) vs SROCC, one panel per dataset; None when no proxy has a cost."""
+def plot_points(rank: "pd.DataFrame | None") -> "pd.DataFrame | None":
+    """The plotted rows: a measured cost and SROCC, one per proxy and dataset (the benchmark that
+    scored it on the most architectures); None when there are none."""
     rows = proxy_rows(rank)
     if rows is None:
         return None
     rows = rows[rows["cost_s"].notna() & (rows["cost_s"] > 0) & rows["srocc"].notna()]
-    if rows.empty:
+    rows = rows.sort_values("n", ascending=False, kind="stable").drop_duplicates(["dataset", "proxy"])
+    return None if rows.empty else rows
+
+
+def plot_proxies(rank: "pd.DataFrame | None", path) -> "Path | None":
+    """Cost per architecture (log x) vs SROCC, one panel per dataset; None when no proxy has a cost."""
+    rows = plot_points(rank)
+    if rows is None:
         return None
     datasets = [d for d in DATASETS if d in set(rows["dataset"])] + \
         sorted(set(rows["dataset"]) - set(DATASETS))
