@@ -62,6 +62,18 @@ def test_memory_growth_half_percent_passes_two_percent_fails(tmp_path):
     assert "step[trnet55]: saved_bytes moved from 4000000 to 4080000 (+2.00%, limit 1%)" in out.splitlines()
 
 
+def test_unguarded_ratio_is_noted_and_its_bytes_still_checked(tmp_path):
+    slow = _run(tr_s=5.0)  # e.g. bf16 emulated: 10x the Original's time
+    slow["benchmarks"][1]["extra_info"]["ratio_unguarded"] = "no native bf16"
+    rc, out = _check(tmp_path, slow)
+    assert rc == 0 and "note: cpu/step: time ratio not guarded on this machine: no native bf16" in out
+    assert _check(tmp_path, _run(tr_s=5.0))[0] == 1  # without the reason the same ratio fails
+    grown = _run(tr_s=5.0, tr_saved=5 * MB)
+    grown["benchmarks"][1]["extra_info"]["ratio_unguarded"] = "no native bf16"
+    rc, out = _check(tmp_path, grown)
+    assert rc == 1 and "step[trnet55]: saved_bytes moved from 4000000 to 5000000" in out
+
+
 def test_memory_shrink_is_reported_and_passes(tmp_path):
     rc, out = _check(tmp_path, _run(orig_saved=9 * MB))
     assert rc == 0 and "saved_bytes moved from 10000000 to 9000000 (-10.00%" in out

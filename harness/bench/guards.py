@@ -80,7 +80,7 @@ def training_step(model, x, y, lr: float = 0.01):
 
 
 def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str | None" = None,
-               original=None, rounds: int = 5, warmup_rounds: int = 1) -> dict:
+               original=None, rounds: int = 5, warmup_rounds: int = 1, unguarded: "str | None" = None) -> dict:
     """Benchmark one training step of ``model`` on ``(x, y)`` with pytest-benchmark's ``benchmark``
     fixture, fixed rounds (bounded run time); record in ``extra_info`` the memory figures of
     :func:`step_figures` and, for the guard's pairs, ``pair`` and ``role`` ("original" or "tr").
@@ -90,7 +90,9 @@ def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str 
     of a shared machine, and ``extra_info["tr_original_time_ratio"]`` is the median of the
     per-round Tr/Original ratios. Separate runs of the two benchmarks seconds apart disagree by
     up to 30% on a busy 2-core runner; interleaved rounds agree to a few percent.
-    Returns the figures."""
+    ``unguarded`` (Tr side): why this machine's time ratio of the pair means nothing against the
+    baseline (e.g. bf16 emulated on a CPU without native bf16); the guard then notes it and checks
+    only the memory figures. Returns the figures."""
     if (pair is None) != (role is None) or (role is not None and role not in ROLES):
         raise HarnessError(f"bench_step: pair {pair!r} and role {role!r}: give both, role one of {ROLES}")
     if original is not None and role != "tr":
@@ -100,6 +102,8 @@ def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str 
     benchmark.extra_info.update(figures, batch_size=len(x), device=str(x.device), torch_threads=torch.get_num_threads())
     if pair is not None:
         benchmark.extra_info.update(pair=pair, role=role)
+    if unguarded:
+        benchmark.extra_info.update(ratio_unguarded=unguarded)
     setup, original_times = None, []
     if original is not None:
         original_step = training_step(original, x, y)
@@ -155,11 +159,14 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
             entry["pair"], entry["role"] = extra["pair"], extra["role"]
             if "tr_original_time_ratio" in extra:
                 entry["paired_ratio"] = float(extra["tr_original_time_ratio"])
+            if extra.get("ratio_unguarded"):
+                entry["ratio_unguarded"] = str(extra["ratio_unguarded"])
         out[name] = entry
     machine = run.get("machine_info") or {}
     return {"format": FORMAT, "machine": (machine.get("cpu") or {}).get("brand_raw") or machine.get("machine"),
             "commit": _commit(run.get("commit_info") or {}), "datetime": run.get("datetime"),
-            "benchmarks": out, "ratios": pair_ratios(out, source)}
+            "benchmarks": out, "ratios": pair_ratios(out, source),
+            "unguarded": {b["pair"]: b["ratio_unguarded"] for b in out.values() if "ratio_unguarded" in b}}
 
 
 def _is_number(x: Any) -> bool:
@@ -182,6 +189,8 @@ def pair_ratios(benchmarks: dict[str, dict], source: str = "benchmark JSON") -> 
             pairs[b["pair"]][b["role"]] = b
     out = {}
     for p, r in sorted(pairs.items()):
+        if any("ratio_unguarded" in b for b in r.values()):
+            continue
         if "paired_ratio" in r.get("tr", {}):
             out[p] = r["tr"]["paired_ratio"]
         elif set(r) == set(ROLES):
@@ -234,6 +243,8 @@ def compare(current: dict, baseline: dict, absolute: bool = False, memory_limit:
             old, new = base["median_s"], cur[name]["median_s"]
             moves.append(Move(name, "median_s", old, new, time_limit, _grew(old, new, time_limit)))
     for pair, old in baseline.get("ratios", {}).items():
+        if pair in current.get("unguarded", {}):
+            continue  # check() notes why; its memory figures were compared above
         new = current["ratios"].get(pair)
         figure = "tr/original time ratio"
         moves.append(Move(pair, figure, old, new, ratio_limit, new is None or _grew(old, new, ratio_limit)))
@@ -252,6 +263,9 @@ def check(current_path: "str | Path", baseline_path: "str | Path", absolute: boo
             print(f"ok: {m.line()}", file=out)
     for name in new:
         print(f"note: {name}: not in the baseline (not guarded)", file=out)
+    for pair, why in sorted(current.get("unguarded", {}).items()):
+        if pair in baseline.get("ratios", {}):
+            print(f"note: {pair}: time ratio not guarded on this machine: {why}", file=out)
     if absolute and baseline.get("machine") != current.get("machine"):
         print(f"note: --absolute across machines: baseline {baseline.get('machine')!r}, "
               f"current {current.get('machine')!r}", file=out)
