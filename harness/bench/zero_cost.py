@@ -94,6 +94,9 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
     store.append("zero_cost", pd.DataFrame(rows))
     scored = np.zeros(len(truth), dtype=bool)
     scored[archs] = True
+    # the best k of the scored sample (not of the whole table: only the sample has values)
+    sample_truth = np.where(scored, truth, -np.inf)
+    device = proxies[0].device_label
     out = []
     for name in values:
         v = values[name]
@@ -102,13 +105,11 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
         finite = v[scored & np.isfinite(v)]
         v = np.where(failed, (finite.min() - 1.0) if len(finite) else 0.0, v)
         per_arch = float(np.mean(alone[name])) if alone[name] else float("nan")
-        common = {"wall_s": per_arch, "joint_s": joint_total, "timed": len(alone[name]), "device": first.device_label,
+        common = {"wall_s": per_arch, "joint_s": joint_total, "timed": len(alone[name]), "device": device,
                   "nonfinite": nonfinite}
         r = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=name, draws=1, seed=defn["seed"]).row()
         out.append({**r, **common, "selection": f"random-{r['n']}", "total_s": per_arch * r["n"]})
         if "zc_top_k" in defn.raw:
-            # the best k of the scored sample (not of the whole table: only the sample has values)
-            sample_truth = np.where(scored, truth, -np.inf)
             r = rank_proxy(v, sample_truth, dataset=ctx.dataset, proxy_name=name, top=defn["zc_top_k"],
                            ties=defn["ties"], seed=defn["seed"]).row()
             out.append({**r, **common, "selection": f"top-{r['n']}-of-random-{len(archs)}",
