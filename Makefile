@@ -6,9 +6,9 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean
+.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv: torch==2.13.0 (CPU build), then pip install -e '.[dev]'
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -19,16 +19,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The layering contract (pyproject [tool.importlinter]) and ruff; part of `make test`.
-lint: $(STAMP)
+lint: $(STAMP) ## ruff and the import-layering contract (part of make test)
 	.venv/bin/ruff check harness tests scripts
 	.venv/bin/lint-imports
 
 # tests/benchmarks are the regression guards: `make bench-ci` runs them (CI runs both targets).
-test: $(STAMP) lint
+test: $(STAMP) lint ## lint, then every test but the regression guards
 	$(PY) -m pytest -q tests --ignore=tests/benchmarks
 
 # The fast subset: everything but real training runs and multi-process searches.
-test-fast: $(STAMP)
+test-fast: $(STAMP) ## the tests without the slow ones (real training, multi-process searches)
 	$(PY) -m pytest -q tests --ignore=tests/benchmarks -m "not slow"
 
 # The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
@@ -37,18 +37,18 @@ test-fast: $(STAMP)
 # then results/leaderboard.md and plots. BENCH_ARGS=--full scales every definition to its full
 # size (GPU machines).
 BENCH_ARGS ?=
-bench-nb201: $(STAMP)
+bench-nb201: $(STAMP) ## main job: Tables 1/3, REA/random/TPE, REA with training, DARTS+PT, proxies
 	$(PY) -m harness.cli bench benchmarks/nb201-rank.toml benchmarks/nb201-rea.toml \
 		benchmarks/nb201-rea-trnet.toml benchmarks/nb201-dartspt.toml benchmarks/nb201-proxies.toml $(BENCH_ARGS)
 
 # The DARTS space (paper Table 5): supernet vs Tr-Supernet-2-3 memory, a REA smoke with real
 # training, and the DARTS+PT smoke (Original supernet vs Tr-Supernet-2-3).
-bench-darts: $(STAMP)
+bench-darts: $(STAMP) ## DARTS space: supernet memory, REA smoke, DARTS+PT (paper Table 5)
 	$(PY) -m harness.cli bench benchmarks/darts-memory.toml benchmarks/darts-rea-smoke.toml \
 		benchmarks/darts-dartspt.toml $(BENCH_ARGS)
 
 # Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
-bench-proxies: $(STAMP)
+bench-proxies: $(STAMP) ## zero-cost proxies vs table and trained proxies, whole network and Tr-Net suffix
 	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml benchmarks/nb201-proxies-trnet.toml $(BENCH_ARGS)
 
 BENCH_JSON := .benchmarks/ci.json
@@ -57,25 +57,25 @@ BASELINE   := results/baselines/ci-cpu.json
 # Memory/speed regression guards, < 3 min on 2 cores: fails when a memory figure grows
 # > 1% or a Tr/Original step-time ratio gets > 15% worse than $(BASELINE). The guard runs (and
 # prints what moved) even when a benchmark test failed.
-bench-ci: $(STAMP)
+bench-ci: $(STAMP) ## memory/speed regression guards against results/baselines/ci-cpu.json
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider; \
 	tests=$$?; $(PY) -m harness.bench.guards check --current $(BENCH_JSON) --baseline $(BASELINE); \
 	guard=$$?; [ $$tests -eq 0 ] && [ $$guard -eq 0 ]
 
-# Rewrite the committed baseline on purpose (see README "Regression guards" for when).
-bench-baseline: $(STAMP)
+# Rewrite the committed baseline on purpose (see docs/regression-guards.md for when).
+bench-baseline: $(STAMP) ## rewrite results/baselines/ci-cpu.json (only after an intended change)
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider
 	$(PY) -m harness.bench.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
 
 # Images/s of one batch-256 training step, Original vs Tr-Net-5-5, per precision/format mode ->
 # the throughput table and results/bench-train.md. Run it on a quiet machine (uptime load < 1).
-bench-train: $(STAMP)
+bench-train: $(STAMP) ## training images/s per precision/format mode -> results/bench-train.md
 	$(PY) -m harness.cli bench benchmarks/nb201-throughput.toml
 
 # Saved-for-backward bytes, Original vs Tr-Net-5-5, batch 256; writes results/memory-nb201.*
-bench-memory: $(STAMP)
+bench-memory: $(STAMP) ## saved-for-backward bytes, Original vs Tr-Net-5-5 -> results/memory-nb201.*
 	$(PY) -m harness.cli bench benchmarks/nb201-memory.toml
 
 # The prepared check for a lent GPU machine (15 minutes of device time): <= 8 minutes, everything under
@@ -83,12 +83,17 @@ bench-memory: $(STAMP)
 # peaks and step-time ratio, K candidates at once, short trained runs, DARTS+PT; one line and exit 0
 # without CUDA. GPU_PY=python3 uses a python that already has CUDA torch (no install).
 GPU_PY ?=
-gpu-check: $(if $(GPU_PY),,$(STAMP))
+gpu-check: $(if $(GPU_PY),,$(STAMP)) ## the prepared check for a GPU machine (<= 8 min) -> results/gpu/
 	PYTHONPATH=. $(or $(GPU_PY),$(PY)) scripts/gpu_check.py --out results/gpu
 
 # Full CIFAR-10 (60k, JPEG-lossy) as a generic .npz for experiments on this machine; needs ../shared.
-data-full: $(STAMP)
+data-full: $(STAMP) ## full CIFAR-10 (JPEG-lossy) -> data/cifar10_full.npz (needs ../shared)
 	$(PY) scripts/build_cifar10_npz.py --out data/cifar10_full.npz
 
-clean:
+clean: ## remove .venv, build outputs and caches
 	rm -rf .venv build *.egg-info .pytest_cache .benchmarks
+
+# `make help`: every target whose rule line ends in `## <one-line description>` (the convention:
+# `name: prerequisites ## what it does`; tests/test_docs.py checks every target has one).
+help: ## list every target with its one-line description
+	@awk -F':.*## ' '/^[a-zA-Z0-9_.-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

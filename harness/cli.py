@@ -242,14 +242,22 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _example(*lines: str) -> dict:
+    """Parser options for a help text that ends with a runnable example, kept as written."""
+    return {"epilog": "example:\n" + "\n".join(f"  {line}" for line in lines),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="harness", description="Benchmark harness for Transfer-NAS (TR-NAS).")
+    ap = argparse.ArgumentParser(prog="harness", description="Benchmark harness for Transfer-NAS (TR-NAS).",
+                                 **_example("harness bench benchmarks/nb201-rank.toml   # paper Tables 1/3, seconds"))
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=str(RESULTS), help="results folder (default: ./results)")
     common.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("rank", parents=[common], help="rank correlation of a proxy vs NB201's 200-epoch test accuracy")
+    p = sub.add_parser("rank", parents=[common], help="rank correlation of a proxy vs NB201's 200-epoch test accuracy",
+                       **_example("harness rank --proxy nb201-12ep-val --dataset cifar10 --top-k 1000"))
     p.add_argument("--proxy", nargs="+", default=["nb201-12ep-val"],
                    help=f"table proxies: {', '.join(TABLE_PROXIES)} (default: nb201-12ep-val = 'Original')")
     p.add_argument("--dataset", nargs="+", default=["all"], help="cifar10 cifar100 ImageNet16-120 or all")
@@ -261,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", help="table: shipped (default), a .parquet, or an official NB201/NATS file")
     p.set_defaults(func=cmd_rank)
 
-    p = sub.add_parser("bench", parents=[common], help="run benchmark definition files (benchmarks/*.toml)")
+    p = sub.add_parser("bench", parents=[common], help="run benchmark definition files (benchmarks/*.toml)",
+                       **_example("harness bench benchmarks/nb201-rea.toml --seeds 2"))
     p.add_argument("definitions", nargs="+", help="TOML files, e.g. benchmarks/nb201-rea.toml")
     p.add_argument("--full", action="store_true", help="apply each file's [full] table (full-size, GPU)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
@@ -280,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("worker", parents=[common], help="join a search study in a shared storage (any machine)")
+    p = sub.add_parser("worker", parents=[common], help="join a search study in a shared storage (any machine)",
+                       **_example("harness bench benchmarks/nb201-rea.toml --seeds 1 --storage search.jsonl   # prints the batch id",
+                                  "harness worker --storage search.jsonl --study BATCH_ID"))
     p.add_argument("--storage", required=True, help="the study's database URL or journal file")
     p.add_argument("--study", required=True, help="a study name (run id) or a batch id: its studies in order")
     p.add_argument("--heartbeat", type=float, default=FAULTS.heartbeat_s, help="seconds between a trial's beats")
@@ -291,10 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("leaderboard", parents=[common], help="rebuild leaderboard.md and plots from results/")
+    p = sub.add_parser("leaderboard", parents=[common], help="rebuild leaderboard.md and plots from results/",
+                       **_example("harness leaderboard --results results"))
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("train", parents=[common], help="train one candidate (Original or Tr-Net-i-j)")
+    p = sub.add_parser("train", parents=[common], help="train one candidate (Original or Tr-Net-i-j)",
+                       **_example("harness train --arch 1 --method original --epochs 2 --limit 512"))
     p.add_argument("--arch", required=True, help="NB201 string or benchmark index; DARTS: Genotype(...) text")
     p.add_argument("--space", default="nb201", help="search space: nb201 (default) or darts")
     p.add_argument("--network", nargs="+", metavar="KEY=VALUE",
@@ -330,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("cka", parents=[common], help="CKA of backbone blocks vs NB201 cells (paper Figs. 1/2)")
+    p = sub.add_parser("cka", parents=[common], help="CKA of backbone blocks vs NB201 cells (paper Figs. 1/2)",
+                       **_example("harness pretrain resnet32 --epochs 3 --limit 512   # the backbone first",
+                                  "harness cka --backbone results/checkpoints/resnet32-cifar10-valid.pt --archs 2 "
+                                  "--epochs 1 --limit 512"))
     p.add_argument("--backbone", required=True, help="backbone checkpoint (harness pretrain)")
     p.add_argument("--archs", nargs="*", default=["3"],
                    help="one integer N = N random archs (default 3), or NB201 strings / network .pt files; "
@@ -347,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_cka)
 
-    p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)")
+    p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)",
+                       **_example("harness pretrain resnet32 --epochs 3 --limit 512"))
     p.add_argument("backbone", help="resnet20, resnet32, resnet56 or resnet20-wide")
     p.add_argument("--out", help="checkpoint path (default results/checkpoints/<backbone>-<dataset>.pt)")
     p.add_argument("--shortcut", choices=SHORTCUTS, default="avgpool_conv",
@@ -356,9 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("data", help="datasets")
+    p = sub.add_parser("data", help="datasets", **_example("harness data download cifar10 --root data"))
     dsub = p.add_subparsers(dest="data_command", required=True)
-    d = dsub.add_parser("download", help="download and verify an official archive")
+    d = dsub.add_parser("download", help="download and verify an official archive",
+                        **_example("harness data download cifar10 --root data"))
     d.add_argument("name", help="cifar10 or cifar100")
     d.add_argument("--root", default="data", help="where to put it (default ./data)")
     d.add_argument("--url", help="mirror URL (default: the official one)")
