@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast bench-nb201 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
+.PHONY: install lint test test-fast bench-nb201 bench-table1 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
 
 install: $(STAMP) ## create .venv: torch==2.13.0 (CPU build), then pip install -e '.[dev]'
 
@@ -48,6 +48,12 @@ bench-darts: $(STAMP) ## DARTS space: supernet memory, REA smoke, DARTS+PT (pape
 		benchmarks/darts-dartspt.toml $(BENCH_ARGS)
 
 # Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
+# Paper Table 1 on this CPU (<= 60 min on 2 cores): Original vs Tr-Net-5-5 on 40 random architectures of
+# the full 60k CIFAR-10, intervals and the paired difference -> results/table1/. Resumable: a rerun
+# trains only the architectures not yet trained. BENCH_ARGS=--full: the paper's 1,000 (GPU).
+bench-table1: $(STAMP) ## CPU Table 1: Original vs Tr-Net-5-5 with 95% intervals (<= 60 min, resumable)
+	$(PY) -m harness.cli bench benchmarks/nb201-table1-cpu.toml $(BENCH_ARGS)
+
 bench-proxies: $(STAMP) ## zero-cost proxies vs table and trained proxies, whole network and Tr-Net suffix
 	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml benchmarks/nb201-proxies-trnet.toml $(BENCH_ARGS)
 

@@ -36,8 +36,11 @@ def test_rank_rows_and_leaderboard_show_both(tmp_path):
     row = df.iloc[0]
     assert row["single_draw_seed"] == "[0, 0]" and row["draws"] == 3 and row["krocc_single"] != row["krocc"]
     section = rank_section(ResultsStore(tmp_path).read("rank"))
-    assert "single draw KROCC / SROCC" in section
-    assert f"{row['krocc_single']:.4f} / {row['srocc_single']:.4f} ([0, 0])" in section
+    # the single draw with its interval, and the spread over the three draws beside it
+    assert f"{row['krocc_single']:.4f} [{row['krocc_lo']:.4f}, {row['krocc_hi']:.4f}]" in section
+    assert f"{row['srocc_single']:.4f} [{row['srocc_lo']:.4f}, {row['srocc_hi']:.4f}]" in section
+    assert f"{row['krocc']:.4f} ± {row['krocc_std']:.4f}" in section
+    assert row["krocc_lo"] < row["krocc_single"] < row["krocc_hi"] and row["ci_resamples"] == 2000
 
 
 @pytest.mark.parametrize("change, match", [

@@ -101,8 +101,10 @@ def _row(md: str, *cells: str) -> str:
 def test_latest_batch_by_timestamp_and_mean_std(results):
     md = lb.build_leaderboard(results)
     # seeds 93, 94, 95: mean 94.00, population std sqrt(2/3) = 0.82; oracle mean 94.50
-    assert "| 3 | 94.00 ± 0.82 | 94.50 | 500.00 ms |" in _row(md, "cifar10", "original", "rea")
-    assert "| 2 | 91.00 ± 1.00 | 91.50 |" in _row(md, "cifar10", "original", "random")
+    rea = _row(md, "cifar10", "original", "rea")
+    assert "| 3 | 94.00 ± 0.82 | 94.00 (no CI) |" in rea and "| 94.50 | 500.00 ms |" in rea  # 3 seeds: no interval
+    assert "+3.00, no interval (n = 3 vs 2 seeds; needs >= 5 each)" in rea
+    assert "| 2 | 91.00 ± 1.00 | 91.00 (no CI) | – | 91.50 |" in _row(md, "cifar10", "original", "random")
     assert OLD not in md and "50.00" not in md
     assert f"batch `{NEW}`" in md and "1 older batch(es) not shown" in md
     assert md.index("| cifar10 | original | rea |") < md.index("| cifar10 | original | random |")
@@ -123,9 +125,9 @@ def test_rank_section_latest_batch_paper_values_and_unbatched_rows(results):
     line = _row(md, "nb201-rank", "cifar10", "nb201-12ep-val", "random-1000")
     assert "0.6000 ± 0.0123" in line and "0.7800 ± 0.0123" in line and "0.6128 / 0.7888 (T1 Original)" in line
     line = _row(md, "nb201-rank", "cifar10", "nb201-12ep-val", "top-1000")
-    assert "| 0.4100 | 0.5900 |" in line and "0.4135 / 0.5909 (T3 Original)" in line
+    assert "| 0.4100 (no CI) | 0.5900 (no CI) |" in line and "0.4135 / 0.5909 (T3 Original)" in line
     line = _row(md, "harness rank (nb201.parquet)", "cifar100", "nb201-12ep-val", "top-1000")
-    assert "| 0.3190 | 0.4623 |" in line and "0.3189 / 0.4623 (T3 Original)" in line
+    assert "| 0.3190 (no CI) | 0.4623 (no CI) |" in line and "0.3189 / 0.4623 (T3 Original)" in line
     assert "0.1000" not in full and "0.1111" not in full  # older batch and overwritten CLI row
 
 
@@ -151,7 +153,7 @@ def test_interrupted_batch_is_summarised_from_runs(tmp_path):
     _write(tmp_path, "runs", runs)
     md = lb.build_leaderboard(tmp_path)
     # best by proxy: run 0 -> 50 (proxy 5), run 1 -> 60 (first of the tied 6s); oracle 50 and 61
-    assert "| 2 | 55.00 ± 5.00 | 55.50 |" in _row(md, "cifar10", "original", "rea")
+    assert "| 2 | 55.00 ± 5.00 | 55.00 (no CI) | – (no random search) | 55.50 |" in _row(md, "cifar10", "original", "rea")
     assert "summarised from the runs table" in md
 
 

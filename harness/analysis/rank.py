@@ -13,16 +13,22 @@ Two selections of architectures:
   ties by benchmark index (exactly k); ``"include"`` keeps the whole boundary group (n >= k).
 
 Kendall's tau is tau-b (``scipy.stats.kendalltau``), Spearman's rho ``scipy.stats.spearmanr``.
+
+Every row carries a 95% bootstrap interval over its architectures (:func:`harness.stats.rank_interval`,
+seeded with ``seed``): ``krocc_lo`` / ``krocc_hi`` and ``srocc_lo`` / ``srocc_hi`` bound the
+single-draw values (draw 0 of a random sample, or the fixed selection), i.e. the uncertainty of
+one selection of n architectures, which is what the paper reports.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from harness import HarnessError
+from harness.stats import LEVEL, RESAMPLES, paired_rank_difference, rank_interval, verdict
 
 TIES = ("drop", "stable", "include")
 #: Which architectures a rank benchmark trains its training proxies on (kind ``rank``, ``train_selections``).
@@ -45,9 +51,18 @@ class RankResult:
     krocc_single: float     # draw 0 alone (the paper's one draw); = krocc for a fixed selection
     srocc_single: float
     single_draw_seed: str   # numpy.random.default_rng seed of draw 0, "[seed, 0]"; "" for a fixed selection
+    krocc_lo: float         # 95% bootstrap interval of krocc_single over its architectures
+    krocc_hi: float
+    srocc_lo: float
+    srocc_hi: float
+    ci_level: float
+    ci_resamples: int
+    selected: np.ndarray = field(default=None, repr=False, compare=False)  # indices of the single draw
 
     def row(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["selected"]
+        return out
 
 
 def correlations(proxy: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -78,19 +93,25 @@ def top_k(truth: np.ndarray, k: int, ties: str = "drop") -> np.ndarray:
 
 def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name: str,
                sample: "int | None" = None, draws: int = 20, top: "int | None" = None,
-               ties: str = "drop", seed: int = 0) -> RankResult:
-    """Rank correlation over a random sample (mean/std over draws) or the top-k by ground truth.
+               ties: str = "drop", seed: int = 0, resamples: int = RESAMPLES) -> RankResult:
+    """Rank correlation over a random sample (mean/std over draws) or the top-k by ground truth,
+    with the bootstrap interval of the single draw (``resamples`` = 0: no interval, NaN bounds).
 
     ``proxy`` may contain NaN for architectures it has no value for (e.g. recorded training runs);
     those are left out of the selection before sampling.
     """
     t0 = time.perf_counter()
     known = np.flatnonzero(~np.isnan(proxy))
+
+    def interval(sel: np.ndarray) -> tuple:
+        iv = rank_interval(proxy[sel], truth[sel], seed=seed, resamples=resamples)
+        return iv["krocc"].low, iv["krocc"].high, iv["srocc"].low, iv["srocc"].high, LEVEL, resamples
+
     if top is not None:
         sel = np.intersect1d(top_k(truth, top, ties), known)
         tau, rho = correlations(proxy[sel], truth[sel])
         return RankResult(dataset, proxy_name, f"top-{top}", len(sel), 1, tau, 0.0, rho, 0.0, seed,
-                          time.perf_counter() - t0, tau, rho, "")
+                          time.perf_counter() - t0, tau, rho, "", *interval(sel), sel)
     n = len(known) if sample is None else sample
     if not 2 <= n <= len(known):
         raise HarnessError(f"sample {n}: must be in 2..{len(known)} (architectures with a proxy value)")
@@ -98,9 +119,10 @@ def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name
         raise HarnessError(f"draws {draws}: must be >= 1")
     if n == len(known):
         draws = 1  # every draw would select the same set
-    taus, rhos = [], []
+    taus, rhos, first = [], [], None
     for d in range(draws):
         sel = np.random.default_rng([seed, d]).choice(known, size=n, replace=False)
+        first = sel if first is None else first
         tau, rho = correlations(proxy[sel], truth[sel])
         taus.append(tau)
         rhos.append(rho)
@@ -108,4 +130,23 @@ def rank_proxy(proxy: np.ndarray, truth: np.ndarray, *, dataset: str, proxy_name
     label = f"random-{n}" if random else f"all-{n}"
     return RankResult(dataset, proxy_name, label, n, draws, float(np.mean(taus)), float(np.std(taus)),
                       float(np.mean(rhos)), float(np.std(rhos)), seed, time.perf_counter() - t0,
-                      taus[0], rhos[0], f"[{seed}, 0]" if random else "")
+                      taus[0], rhos[0], f"[{seed}, 0]" if random else "", *interval(first), np.sort(first))
+
+
+def paired_rows(results: list[tuple[RankResult, np.ndarray]], truth: np.ndarray, baseline: str,
+                resamples: int = RESAMPLES) -> list[dict]:
+    """Each proxy minus ``baseline`` on the very architectures both were ranked on (same dataset,
+    selection and single-draw indices): the paired bootstrap difference of KROCC and SROCC
+    (:func:`harness.stats.paired_rank_difference`, seeded with the rows' seed) and the verdict."""
+    base = {(r.dataset, r.selection): (r, v) for r, v in results if r.proxy == baseline}
+    out = []
+    for r, values in results:
+        b = base.get((r.dataset, r.selection))
+        if r.proxy == baseline or b is None or not np.array_equal(r.selected, b[0].selected):
+            continue
+        sel = r.selected
+        d = paired_rank_difference(values[sel], b[1][sel], truth[sel], seed=r.seed, resamples=resamples)
+        out.append({"dataset": r.dataset, "selection": r.selection, "proxy": r.proxy, "baseline": baseline,
+                    **d.row(), "ci_level": LEVEL, "ci_resamples": resamples, "seed": r.seed,
+                    "verdict": verdict(r.proxy, baseline, d.krocc, d.n)})
+    return out

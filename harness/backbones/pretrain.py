@@ -35,6 +35,7 @@ class BackboneSettings:
     shortcut: str = "avgpool_conv"    # downsampling shortcut (resnet.SHORTCUTS); the paper leaves it open
     allow_overlap: bool = False       # accept a backbone that has seen the candidates' valid/test images
     prefix_bn: str = "running"        # BN statistics of the frozen prefix (transfer.splice.PREFIX_BN)
+    limit: "int | None" = None        # train images: None = the candidates' own, 0 = the whole train split, N = its first N
 
     def config(self) -> TrainConfig:
         return BACKBONE.with_(epochs=self.epochs, batch_size=self.batch_size)

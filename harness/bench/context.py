@@ -13,7 +13,7 @@ from harness.store.results import ResultsStore
 
 def train_settings(defn: Definition) -> TrainSettings:
     t = defn.get("train", {})
-    return TrainSettings(data=t.get("data", "embedded"), dataset=t.get("dataset"), device=t.get("device"), limit=t.get("limit") or None, batch_size=t.get("batch_size"),
+    return TrainSettings(data=t.get("data", "embedded"), dataset=t.get("dataset"), device=t.get("device"), limit=t.get("limit") or None, limits=dict(t.get("limits", {})), batch_size=t.get("batch_size"),
                          cutout=t.get("cutout"), epochs=dict(t.get("epochs", {})), warmup=dict(t.get("warmup", {})),
                          on_miss=t.get("on_miss", "train"), seed=t.get("seed", 0),
                          cosine_period=t.get("cosine_period"), network=dict(t.get("network", {})),

@@ -48,6 +48,7 @@ import tomllib
 from harness import HarnessError
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
+from harness.data.sources import NAMED_SOURCES
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.query.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
@@ -63,11 +64,12 @@ _LIST_STR = "list[str]"
 _LIST_INT = "list[int]"
 _TABLE = "table"
 
-TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT, "batch_size": _INT, "cutout": _INT, "archs": _INT,
+TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT,
+                "limits": {"train": _INT, "valid": _INT, "test": _INT}, "batch_size": _INT, "cutout": _INT, "archs": _INT,
                 "epochs": {"*": _INT}, "warmup": {"*": _INT}, "on_miss": _STR, "seed": _INT,
                 "cosine_period": _STR, "network": {"*": (int, float, bool)}, "precision": _STR, "channels_last": _BOOL}
 BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR, "shortcut": _STR,
-                   "allow_overlap": _BOOL, "prefix_bn": _STR}
+                   "allow_overlap": _BOOL, "prefix_bn": _STR, "limit": _INT}
 #: DARTS+PT settings (harness.methods.oneshot.bilevel.SearchConfig); warmup per supernet name.
 ONESHOT_SCHEMA = {"epochs": _INT, "warmup": {"*": _INT}, "tune_epochs": _INT, "project_every": _INT,
                   "batch_size": _INT, "cutout": _INT, "order": _STR, "train_portion": _FLOAT,
@@ -78,7 +80,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                "workers": _INT, "proxies": _LIST_STR, "sampler_options": {"*": _TABLE}, "storage": _STR, "delay_s": _FLOAT,
                "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA},
     "rank": {"datasets": _LIST_STR, "proxies": _LIST_STR, "table": _STR, "sample": _INT, "draws": _INT, "top_k": _INT,
-             "ties": _STR, "train_selections": _LIST_STR, "seed": _INT, "zc_timed": _INT, "zc_top_k": _INT, "train": TRAIN_SCHEMA,
+             "ties": _STR, "train_selections": _LIST_STR, "compare_to": _STR, "seed": _INT, "zc_timed": _INT, "zc_top_k": _INT, "train": TRAIN_SCHEMA,
              "backbone": BACKBONE_SCHEMA},
     "memory": {"batch_size": _INT, "archs": _INT, "arch_list": _LIST_STR, "seed": _INT, "i": _INT, "j": _INT,
                "supernet": _BOOL, "backbone": BACKBONE_SCHEMA},
@@ -121,7 +123,7 @@ REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",),
             "throughput": (), "cka": (), "train": ("arch_list",), "oneshot": ()}
 #: Integer keys that must be >= 1 (``limit``, ``archs``, ``epochs`` may be 0 where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
-            "eval_batch_size", "i", "j", "cache_rounds")
+            "eval_batch_size", "i", "j", "cache_rounds", "limits")
 #: Sizes no run on one machine needs; larger ones would only hang it (a full-scale search is
 #: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
 UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
@@ -278,7 +280,7 @@ def _validate(d: Definition) -> None:
             raise HarnessError(f"{src}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
     train = d.get("train", {})
     trains = [p for p in d.get("proxies", []) if proxy_kind(p) in ("train", "recorded")] or d.kind == "cka"
-    if trains and train.get("data", "embedded") == "embedded":
+    if trains and train.get("data", "embedded") in NAMED_SOURCES:  # both are CIFAR-10 only
         for ds in d.get("datasets", []):
             if ds != "cifar10":  # the only images shipped: never stand in for another dataset
                 raise HarnessError(f"{src}: key 'datasets' = {ds!r} needs its images for real training: set "
@@ -331,6 +333,8 @@ def _validate(d: Definition) -> None:
         if "zc_top_k" in d.raw and not (zero_cost and 2 <= d["zc_top_k"] <= d.get("sample", 0)):
             raise HarnessError(f"{src}: key 'zc_top_k' must be in 2..sample ({d.get('sample', 0)}) and needs "
                                f"zc: proxies, got {d['zc_top_k']}")
+        if "compare_to" in d.raw:
+            one_of("compare_to", d["compare_to"], d["proxies"])
         if not d["train_selections"] or len(set(d["train_selections"])) != len(d["train_selections"]):
             raise HarnessError(f"{src}: key 'train_selections' must list each of {', '.join(TRAIN_SELECTIONS)} "
                                f"at most once, and at least one, got {d['train_selections']}")

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from harness.analysis.rank import rank_proxy
+from harness.analysis.rank import RankResult, rank_proxy
 from harness.bench.definition import Definition
 from harness.proxies import ProxyContext, make_proxy
 from harness.proxies.settings import TRAIN_DATASET
@@ -50,12 +50,13 @@ def _log(line: str) -> None:
 
 
 def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names: list[str], store: ResultsStore,
-                   meta: dict, progress: bool) -> list[dict]:
-    """Rank rows of the zero-cost proxies ``names`` on ``ctx.dataset`` (see the module docstring)."""
+                   meta: dict, progress: bool) -> tuple[list[dict], list[tuple[RankResult, np.ndarray]]]:
+    """Rank rows of the zero-cost proxies ``names`` on ``ctx.dataset`` (see the module docstring),
+    and each row's result with the values it ranked (for paired comparisons)."""
     why = images_missing(ctx)
     if why:
         _log(f"skipping zero-cost proxies {', '.join(names)} on {ctx.dataset}: {why}")
-        return []
+        return [], []
     proxies = [make_proxy(n, ctx) for n in names]
     groups: dict = {}  # one joint evaluation per network scored: the Original, or one Tr-Net suffix
     for p in proxies:
@@ -97,7 +98,7 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
     # the best k of the scored sample (not of the whole table: only the sample has values)
     sample_truth = np.where(scored, truth, -np.inf)
     device = proxies[0].device_label
-    out = []
+    out, ranked = [], []
     for name in values:
         v = values[name]
         failed = scored & ~np.isfinite(v)
@@ -107,11 +108,14 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
         per_arch = float(np.mean(alone[name])) if alone[name] else float("nan")
         common = {"wall_s": per_arch, "joint_s": joint_total, "timed": len(alone[name]), "device": device,
                   "nonfinite": nonfinite}
-        r = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=name, draws=1, seed=defn["seed"]).row()
-        out.append({**r, **common, "selection": f"random-{r['n']}", "total_s": per_arch * r["n"]})
+        res = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=name, draws=1, seed=defn["seed"])
+        res.selection = f"random-{res.n}"
+        ranked.append((res, v))
+        out.append({**res.row(), **common, "total_s": per_arch * res.n})
         if "zc_top_k" in defn.raw:
-            r = rank_proxy(v, sample_truth, dataset=ctx.dataset, proxy_name=name, top=defn["zc_top_k"],
-                           ties=defn["ties"], seed=defn["seed"]).row()
-            out.append({**r, **common, "selection": f"top-{r['n']}-of-random-{len(archs)}",
-                        "total_s": per_arch * len(archs)})
-    return out
+            res = rank_proxy(v, sample_truth, dataset=ctx.dataset, proxy_name=name, top=defn["zc_top_k"],
+                             ties=defn["ties"], seed=defn["seed"])
+            res.selection = f"top-{res.n}-of-random-{len(archs)}"
+            ranked.append((res, v))
+            out.append({**res.row(), **common, "total_s": per_arch * len(archs)})
+    return out, ranked

@@ -166,19 +166,36 @@ def _to_split(x: np.ndarray, y: np.ndarray, rows: "np.ndarray | None", limit, de
     return Split(xt.to(device), torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device))
 
 
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def _split_limits(limit: "int | dict | None") -> dict[str, int]:
+    if limit is None:
+        return {}
+    if not isinstance(limit, dict):
+        limit = dict.fromkeys(SPLIT_NAMES, limit)
+    for part, n in limit.items():
+        if part not in SPLIT_NAMES:
+            raise HarnessError(f"limit: unknown split {part!r} (known: {', '.join(SPLIT_NAMES)})")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise HarnessError(f"limit must be a positive integer, got {n!r}"
+                               + ("" if len(limit) == 3 else f" for the {part} split"))
+    return dict(limit)
+
+
 def load_dataset(name: str, data_dir: "str | Path | None" = None, npz: "str | Path | None" = None,
-                 device: "str | torch.device" = "cpu", limit: "int | None" = None) -> Dataset:
+                 device: "str | torch.device" = "cpu", limit: "int | dict | None" = None) -> Dataset:
     """Load an NB201 dataset with its splits onto ``device``.
 
     Sources by precedence: ``npz`` (generic .npz, see :func:`sources.read_npz`), ``data_dir``
     (official archives or their extracted folders), else the embedded 5k CIFAR-10 (cifar10 and
-    cifar10-valid only). ``limit`` keeps the first N images of each split (for tiny runs).
+    cifar10-valid only). ``limit`` keeps the first N images of each split (for tiny runs), or,
+    as ``{"train": N, "valid": M, "test": K}``, a number per split (a split not named is whole).
     """
     name = canonical_name(name)
     spec = SPECS[name]
     device = _device(device)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise HarnessError(f"limit must be a positive integer, got {limit!r}")
+    limits = _split_limits(limit)
     raw = _raw(spec, name, data_dir, npz)
     for part, y in (("train", raw.y_train), ("test", raw.y_test)):
         if len(y) and (y.min() < 0 or y.max() >= spec.num_classes):
@@ -207,6 +224,6 @@ def load_dataset(name: str, data_dir: "str | Path | None" = None, npz: "str | Pa
         if len(x) == 0 or (r is not None and len(r) == 0):
             raise HarnessError(f"{raw.source}: no images for the {part} split of {name} "
                                f"(the source lacks the official positions the split lists)")
-        splits[part] = _to_split(x, y, r, limit, device)
+        splits[part] = _to_split(x, y, r, limits.get(part), device)
     return Dataset(name=name, num_classes=spec.num_classes, source=raw.source, mean=spec.mean,
                    std=spec.std, pad=spec.pad, **splits)

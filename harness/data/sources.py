@@ -20,14 +20,22 @@ import zipfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+from PIL import Image
 
 from harness import HarnessError
 
 EMBEDDED_NPZ = Path(__file__).with_name("cifar10_5k.npz")
+#: All 60,000 CIFAR-10 images as JPEG (quality 75, about 30 dB PSNR; see docs/training.md), training
+#: images in the official order: the full data for CPU experiments, data source ``cifar10-jpeg``.
+#: Lossy: accuracies on it are never claims about official CIFAR-10 numbers.
+JPEG_NPZ = Path(__file__).with_name("cifar10_jpeg.npz")
+#: Data sources by name (``train.data``), besides a path to an .npz file or a folder of official archives.
+NAMED_SOURCES = {"embedded": EMBEDDED_NPZ, "cifar10-jpeg": JPEG_NPZ}
 
 
 @dataclass
@@ -231,16 +239,55 @@ def read_imagenet16_dir(data_dir: "str | Path", num_classes: int = 120) -> RawDa
 
 # --------------------------------------------------------------------------- generic npz
 
+def decode_jpegs(buf: np.ndarray, offsets: np.ndarray, what: str) -> np.ndarray:
+    """JPEG k = ``buf[offsets[k]:offsets[k+1]]`` for every k -> (N, H, W, 3) uint8 (Pillow)."""
+    raw = buf.tobytes()
+    images = []
+    for k in range(len(offsets) - 1):
+        try:
+            images.append(np.asarray(Image.open(io.BytesIO(raw[offsets[k]:offsets[k + 1]])).convert("RGB")))
+        except (OSError, ValueError) as e:
+            raise HarnessError(f"{what}: image {k} is not a readable JPEG ({e})") from None
+    return np.stack(images) if images else np.zeros((0, 32, 32, 3), dtype=np.uint8)
+
+
+def _from_jpeg(arrays: dict, path: Path) -> dict:
+    """A JPEG-packed npz (``{part}_jpeg`` + ``{part}_offsets``) -> decoded ``x_{part}``; training images
+    are in official order (positions 0..N-1), test images 0..999 only (the rest are grouped by class)."""
+    out = dict(arrays)
+    for part in ("train", "test"):
+        out[f"x_{part}"] = decode_jpegs(out.pop(f"{part}_jpeg"), out.pop(f"{part}_offsets"), f"npz file {path}")
+    out.setdefault("train_index", np.arange(len(out["x_train"]), dtype=np.int64))
+    if "test_index" not in out:
+        test_index = np.full(len(out["x_test"]), -1, dtype=np.int64)
+        test_index[:1000] = np.arange(min(1000, len(test_index)))
+        out["test_index"] = test_index
+    return out
+
+
+@lru_cache(maxsize=2)
+def _read_jpeg_npz(path: Path, mtime_ns: int) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files if k != "class_names"}
+    return _from_jpeg(arrays, path)
+
+
 def read_npz(path: "str | Path", source: "str | None" = None) -> RawData:
     """A generic ``.npz``: uint8 NHWC ``x_train``/``x_test``, integer ``y_train``/``y_test``,
-    optional ``train_index``/``test_index`` (official positions, -1 = unknown; default 0..N-1)."""
+    optional ``train_index``/``test_index`` (official positions, -1 = unknown; default 0..N-1).
+    A JPEG-packed one (``train_jpeg``/``train_offsets``, ``test_jpeg``/``test_offsets``, as
+    :data:`JPEG_NPZ`) is decoded (and kept decoded for the next read of the same file)."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"npz file {path} does not exist")
+    source = source or next((name for name, p in NAMED_SOURCES.items() if p.resolve() == path.resolve()), None)
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files if k != "class_names"}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            jpeg = "train_jpeg" in f.files
+            arrays = None if jpeg else {k: f[k] for k in f.files if k != "class_names"}
+        if jpeg:
+            arrays = _read_jpeg_npz(path.resolve(), path.stat().st_mtime_ns)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise HarnessError(f"npz file {path} cannot be read ({e})") from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:

@@ -8,11 +8,14 @@ peak on the CPU.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import sys
 import weakref
 from contextlib import contextmanager
 from itertools import chain
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -95,8 +98,40 @@ def saved_tensor_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, inclu
     return counter.bytes
 
 
+_STATUS, _CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def _malloc_trim() -> None:
+    """Hand freed heap pages back to the kernel (glibc ``malloc_trim``): without it the memory an
+    earlier run freed stays resident and every later run's peak starts from it."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: freed heap returned, then ``5`` into
+    ``/proc/self/clear_refs`` resets VmHWM to the current RSS), so one process training several
+    candidates in turn reports each one's own peak; False where the kernel does not allow it (the
+    peak then runs from process start)."""
+    _malloc_trim()
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far (``ru_maxrss``; KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size since :func:`reset_peak_rss` (Linux ``VmHWM``), else
+    since it started (``ru_maxrss``; KiB on Linux, bytes on macOS)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness import HarnessError
 from harness.backbones.pretrain import BackboneSettings, ensure_backbone
 from harness.data.datasets import Dataset, load_dataset
+from harness.data.sources import NAMED_SOURCES
 from harness.proxies.base import Proxy
 from harness.proxies.settings import TRAIN_DATASET, TrainSettings, parse_method
 from harness.proxies.table import TABLE_PROXIES, TableProxy
@@ -64,15 +65,30 @@ class ProxyContext:
     progress: bool = False
     meta: dict = field(default_factory=dict)   # extra columns for every training row (batch, benchmark)
 
+    def _load(self, limit: "dict | None") -> Dataset:
+        src = self.train.data
+        if src in NAMED_SOURCES:
+            kw = {} if src == "embedded" else {"npz": NAMED_SOURCES[src]}
+        else:
+            kw = {"npz": src} if src.endswith(".npz") else {"data_dir": src}
+        name = self.train.dataset or TRAIN_DATASET.get(self.dataset, self.dataset)
+        return load_dataset(name, limit=limit, device=self.train.device or default_device(), **kw)
+
     @cached_property
     def data(self) -> Dataset:
-        src = self.train.data
-        kw = {} if src == "embedded" else ({"npz": src} if src.endswith(".npz") else {"data_dir": src})
-        name = self.train.dataset or TRAIN_DATASET.get(self.dataset, self.dataset)
-        return load_dataset(name, limit=self.train.limit or None, device=self.train.device or default_device(), **kw)
+        return self._load(self.train.split_limits())
+
+    @cached_property
+    def backbone_data(self) -> Dataset:
+        """What the backbone pre-trains on: the candidates' data, or with ``backbone.limit`` its own
+        share of the same train split (0 = all of it), validated on the candidates' valid images."""
+        if self.backbone.limit is None:
+            return self.data
+        limits = {k: v for k, v in (self.train.split_limits() or {}).items() if k != "train"}
+        return self._load({**limits, **({"train": self.backbone.limit} if self.backbone.limit else {})} or None)
 
     def backbone_path(self) -> Path:
-        return ensure_backbone(self.backbone, self.data, self.results, self.progress)
+        return ensure_backbone(self.backbone, self.backbone_data, self.results, self.progress)
 
 
 def make_proxy(name: str, ctx: ProxyContext) -> Proxy:

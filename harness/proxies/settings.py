@@ -43,6 +43,12 @@ class TrainSettings:
     dataset: "str | None" = None   # training dataset; None = TRAIN_DATASET of the table dataset
     device: "str | None" = None    # None = CUDA when available, else CPU
     limit: "int | None" = None     # first N images of each split (None = all)
+    limits: dict = field(default_factory=dict)    # split -> first N images of it, over ``limit``
+
+    def split_limits(self) -> "dict | None":
+        """The images to keep per split, for :func:`harness.data.datasets.load_dataset` (None = all)."""
+        out = {**(dict.fromkeys(("train", "valid", "test"), self.limit) if self.limit else {}), **self.limits}
+        return out or None
     batch_size: "int | None" = None
     cutout: "int | None" = None
     epochs: dict = field(default_factory=dict)    # method -> epochs

@@ -241,8 +241,9 @@ class TrainProxy:
 class RecordedProxy:
     """Earlier training runs (``recorded:<method>``) as a lookup table.
 
-    Rows match on space, arch, method, dataset and the full training config, so runs with another
-    budget are never mixed in; several seeds are averaged."""
+    Rows match on space, arch, method, dataset, the full training config, the data (source and the
+    number of train / valid images) and, for a Tr-Net, the backbone's content hash, so runs with
+    another budget, other images or another backbone are never mixed in; several seeds are averaged."""
 
     def __init__(self, trainer: TrainProxy, on_miss: str = "train"):
         if on_miss not in ("train", "error"):
@@ -263,9 +264,16 @@ class RecordedProxy:
             & (df["config"] == self.config)
         if "space" in df.columns:
             keep &= df["space"].fillna("nb201") == self.space.name
+        data = self.trainer.data
+        wanted = {"data_source": data.source, "n_train": len(data.train),
+                  "n_valid": len(data.valid) if data.valid is not None else 0}
         if parse_method(self.trainer.method) is not None:  # rows before the option used running statistics
             bn = df["prefix_bn"].fillna("running") if "prefix_bn" in df.columns else "running"
             keep &= bn == self.trainer.prefix_bn
+            wanted["backbone_sha256"] = file_sha256(self.trainer.backbone)
+        for column, value in wanted.items():
+            if column in df.columns:
+                keep &= df[column] == value
         return df[keep]
 
     def _match(self, arch_str: str):

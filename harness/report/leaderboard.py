@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from harness.report.markdown import markdown_table, mb, num, pm, ratio, seconds
+from harness.report.markdown import ci, markdown_table, mb, num, pm, ratio, seconds
 from harness.report.oneshot import oneshot_section
 from harness.report.proxies import proxies_section
 from harness.report.query import (
@@ -46,6 +46,7 @@ from harness.report.query import (
     sort_preferred,
 )
 from harness.report.reference import NB201_REA, PAPER_MEMORY, PAPER_METHOD, paper_rank
+from harness.stats import Interval, mean_difference, mean_interval, verdict
 from harness.store.files import write_text
 from harness.tabular.nb201 import DATASETS
 
@@ -73,7 +74,9 @@ def search_section(summary: "pd.DataFrame | None", notes: list[str], older: dict
         return "\n\n".join(out + ["_No search results (tables summary and runs are empty)._"])
     out.append("Best-found = the 200-epoch NB201 test accuracy of the architecture the search ranks best "
                "by its proxy; oracle = the best 200-epoch accuracy among everything it evaluated. "
-               "Mean ± std over seeds.")
+               "Mean ± std over seeds; 95% CI = bootstrap over seeds (none under 5 seeds). 'vs random search': "
+               "mean difference to random search of the same method and budget, its 95% bootstrap interval and "
+               "permutation-test p-value, and the verdict (better only when the interval excludes 0).")
     summary = summary.assign(best_ground_truth=col(summary, "best_ground_truth"),
                              oracle_ground_truth=col(summary, "oracle_ground_truth"),
                              wall_s=col(summary, "wall_s"), peak_bytes=col(summary, "peak_bytes"))
@@ -94,16 +97,39 @@ def search_section(summary: "pd.DataFrame | None", notes: list[str], older: dict
                          peak=("peak_bytes", "mean"), device=("device", _unique)).reset_index()
         agg = sort_preferred(agg, {"dataset": DATASETS, "method": ("original",), "sampler": SAMPLER_ORDER})
         for r in agg.itertuples(index=False):
-            rows.append([r.dataset, r.method, r.sampler, r.seeds, pm(r.best, r.best_std), num(r.oracle),
+            best = s.loc[(s["dataset"] == r.dataset) & (s["method"] == r.method) & (s["sampler"] == r.sampler),
+                         "best_ground_truth"]
+            rows.append([r.dataset, r.method, r.sampler, r.seeds, pm(r.best, r.best_std),
+                         _interval_text(mean_interval(best)), _against_random(s, r), num(r.oracle),
                          seconds(r.wall), mb(r.peak), r.device])
-        out += [head, markdown_table(["dataset", "method", "sampler", "seeds", "best-found", "oracle",
-                                 "wall / run", "peak MB", "device"], rows)]
+        out += [head, markdown_table(["dataset", "method", "sampler", "seeds", "best-found (mean ± std)",
+                                      "mean [95% CI]", "vs random search (same method, budget)", "oracle",
+                                      "wall / run", "peak MB", "device"], rows)]
     out.append("Reference, NB201 paper (Dong & Yang 2020) REA: "
                + ", ".join(f"{d} {v}" for d, v in NB201_REA.items()) + ". "
                "Wall time per run sums the evaluations (Optuna overhead excluded); peak memory is the "
                "mean per evaluation (saved-for-backward bytes on CPU, CUDA peak on GPU; none for table look-ups).")
     out += [f"_Note: {n}_" for n in notes]
     return "\n\n".join(out)
+
+
+def _interval_text(iv: Interval) -> str:
+    return ci(iv.estimate, iv.low, iv.high)
+
+
+def _against_random(s: pd.DataFrame, r) -> str:
+    """The sampler's best-found accuracy minus random search's (same benchmark, dataset, method)."""
+    if r.sampler == "random":
+        return "–"
+    same = (s["dataset"] == r.dataset) & (s["method"] == r.method)
+    mine, random = (s.loc[same & (s["sampler"] == name), "best_ground_truth"] for name in (r.sampler, "random"))
+    if random.empty:
+        return "– (no random search)"
+    d = mean_difference(mine, random)
+    if not np.isfinite(d.diff.low):
+        return f"{d.diff.estimate:+.2f}, no interval (n = {d.n_a} vs {d.n_b} seeds; needs >= 5 each)"
+    return f"{d.diff.estimate:+.2f} [{d.diff.low:+.2f}, {d.diff.high:+.2f}], p = {d.p:.3f}: " \
+           + verdict(r.sampler, "random", d.diff, f"{d.n_a} vs {d.n_b} seeds")
 
 
 def _paper_rank(proxy: str, selection: str, dataset: str) -> str:
@@ -118,28 +144,56 @@ def rank_section(rank: "pd.DataFrame | None") -> str:
     out = ["## 2. Rank correlation vs the 200-epoch test accuracy"]
     if rank is None:
         return "\n\n".join(out + ["_No rank results (table rank is empty)._"])
-    out.append("KROCC = Kendall's tau-b, SROCC = Spearman's rho; ± std over random draws. Paper column: "
+    out.append("KROCC = Kendall's tau-b, SROCC = Spearman's rho of one selection of n architectures (a fixed "
+               "one, or the first random draw, as the paper reports), with its 95% bootstrap interval over those "
+               "architectures in brackets (draw 0 of a random selection is drawn with numpy seed [seed, 0]); "
+               "'mean ± std over draws' summarises all random draws. Paper column: "
                "Table 1 = 1000 random networks, Table 3 = top-1000 by ground truth; "
-               "`nb201-12ep-val` is the paper's Original proxy. The paper reports one draw, not a mean: "
-               "'single draw' is our first draw alone (its numpy seed in brackets).")
+               "`nb201-12ep-val` is the paper's Original proxy.")
     rank = rank.assign(krocc=col(rank, "krocc"), srocc=col(rank, "srocc"), krocc_std=col(rank, "krocc_std"),
                        srocc_std=col(rank, "srocc_std"), draws=col(rank, "draws").fillna(1), n=col(rank, "n"),
                        krocc_single=col(rank, "krocc_single"), srocc_single=col(rank, "srocc_single"),
-                       single_draw_seed=_text(rank, "single_draw_seed"))
+                       single_draw_seed=_text(rank, "single_draw_seed"),
+                       **{c: col(rank, c) for c in ("krocc_lo", "krocc_hi", "srocc_lo", "srocc_hi")})
     rank = rank.assign(bench=rank["benchmark"].map(_bench_label))
     rank = sort_preferred(rank, {"bench": (), "dataset": DATASETS, "proxy": tuple(PAPER_METHOD), "selection": ()})
     rows = []
     for r in rank.itertuples(index=False):
         several = r.draws > 1
-        kr = pm(r.krocc, r.krocc_std, 4) if several else num(r.krocc, 4)
-        sr = pm(r.srocc, r.srocc_std, 4) if several else num(r.srocc, 4)
-        single = (f"{num(r.krocc_single, 4)} / {num(r.srocc_single, 4)} ({r.single_draw_seed})"
-                  if several and r.krocc_single == r.krocc_single else "–")
-        rows.append([r.bench, r.dataset, r.proxy, r.selection, num(r.n, 0), int(r.draws), kr, sr, single,
+        kr = r.krocc_single if r.krocc_single == r.krocc_single else r.krocc
+        sr = r.srocc_single if r.srocc_single == r.srocc_single else r.srocc
+        spread = f"{pm(r.krocc, r.krocc_std, 4)} / {pm(r.srocc, r.srocc_std, 4)}" if several else "–"
+        rows.append([r.bench, r.dataset, r.proxy, r.selection, num(r.n, 0), ci(kr, r.krocc_lo, r.krocc_hi, 4),
+                     ci(sr, r.srocc_lo, r.srocc_hi, 4), int(r.draws), spread,
                      _paper_rank(r.proxy, r.selection, r.dataset)])
-    out.append(markdown_table(["benchmark", "dataset", "proxy", "selection", "n", "draws", "KROCC", "SROCC",
-                               "single draw KROCC / SROCC", "paper KROCC / SROCC"], rows))
+    out.append(markdown_table(["benchmark", "dataset", "proxy", "selection", "n", "KROCC [95% CI]",
+                               "SROCC [95% CI]", "draws", "mean ± std over draws (KROCC / SROCC)",
+                               "paper KROCC / SROCC"], rows))
+    if (~np.isfinite(rank["krocc_lo"])).any():
+        out.append("_(no CI): a row written before rank rows carried intervals; rerun its benchmark._")
     return "\n\n".join(out)
+
+
+def pairs_section(pairs: "pd.DataFrame | None") -> str:
+    """Paired comparisons (``rank_pairs``): each proxy minus its run's baseline on the same architectures."""
+    if pairs is None:
+        return ""
+    p = latest_batches(_with_benchmark(pairs))
+    if p is None:
+        return ""
+    p = p.assign(bench=p["benchmark"].map(_bench_label))
+    p = sort_preferred(p, {"bench": (), "dataset": DATASETS, "selection": (), "proxy": tuple(PAPER_METHOD)})
+    rows = [[r.bench, r.dataset, r.selection, r.proxy, r.baseline, num(r.n, 0),
+             ci(r.krocc_diff, r.krocc_diff_lo, r.krocc_diff_hi, 3) + f", p = {num(r.krocc_p, 3)}",
+             ci(r.srocc_diff, r.srocc_diff_lo, r.srocc_diff_hi, 3) + f", p = {num(r.srocc_p, 3)}", r.verdict]
+            for r in p.itertuples(index=False)]
+    return "\n\n".join([
+        "## Paired rank comparisons: proxy minus baseline on the same architectures",
+        "Difference of KROCC / SROCC with the ground truth, with its 95% paired bootstrap interval (architectures "
+        "resampled jointly for both proxies) and two-sided bootstrap p-value. A proxy is called better only when "
+        "the interval of the KROCC difference excludes 0.",
+        markdown_table(["benchmark", "dataset", "selection", "proxy", "baseline", "n", "Δ KROCC [95% CI]",
+                        "Δ SROCC [95% CI]", "verdict"], rows)])
 
 
 def training_cost(train: pd.DataFrame) -> pd.DataFrame:
@@ -280,7 +334,7 @@ EXTRA_SECTIONS: tuple[tuple[str, Callable[["pd.DataFrame | None"], str]], ...] =
 def build_leaderboard(results_dir: "str | Path") -> str:
     """The leaderboard markdown for ``results_dir`` (see the module docstring)."""
     results_dir = Path(results_dir)
-    res = read_results(results_dir, REPORT_TABLES + tuple(table for table, _ in EXTRA_SECTIONS))
+    res = read_results(results_dir, REPORT_TABLES + ("rank_pairs",) + tuple(table for table, _ in EXTRA_SECTIONS))
     summary, runs, notes = search_results(res)
     rank = latest_batches(res["rank"], key=RANK_KEY)
     older = {}
@@ -292,7 +346,9 @@ def build_leaderboard(results_dir: "str | Path") -> str:
     parts = ["# Leaderboard",
              f"Built from `{results_dir}` by `harness.report.leaderboard`; each benchmark shows its latest "
              "batch only. Accuracies in %; std = population std (ddof 0); MB = 10^6 bytes.",
-             search_section(summary, notes, older), rank_section(rank), training_section(res["train"])]
+             search_section(summary, notes, older), rank_section(rank)]
+    parts += [s for s in (pairs_section(res["rank_pairs"]),) if s]
+    parts.append(training_section(res["train"]))
     parts += [s for s in (memory_section(res["memory"]), throughput_section(res["throughput"]),
                           *(render(res[table]) for table, render in EXTRA_SECTIONS)) if s]
     if plots:

@@ -61,3 +61,12 @@ def seconds(x) -> str:
 def ratio(a, b) -> str:
     """``a / b`` as ``2.00×``; "–" when either is missing or ``b`` is 0."""
     return f"{float(a) / float(b):.2f}×" if _finite(a) and _finite(b) and float(b) != 0 else DASH
+
+
+def ci(est, lo, hi, digits: int = 2) -> str:
+    """``est [lo, hi]``; ``est`` alone (with a note mark) when the row has no interval."""
+    if not _finite(est):
+        return "–"
+    if not (_finite(lo) and _finite(hi)):
+        return f"{est:.{digits}f} (no CI)"
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"

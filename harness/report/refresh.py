@@ -6,9 +6,11 @@ from pathlib import Path
 from harness.report.cka import write_cka_reports
 from harness.report.leaderboard import write_leaderboard
 from harness.report.plots import write_plots
+from harness.report.table1 import write_table1_reports
 
 
 def refresh(results_dir: "str | Path") -> list[Path]:
-    """Returns ``[leaderboard.md, *plots written]`` (CKA heatmaps last, when there is a ``cka`` table)."""
-    plots = write_plots(results_dir) + write_cka_reports(results_dir)
+    """Returns ``[leaderboard.md, *plots written]`` (CKA heatmaps, then the Table 1 reports of
+    :mod:`harness.report.table1`, last, when there are rows for them)."""
+    plots = write_plots(results_dir) + write_cka_reports(results_dir) + write_table1_reports(results_dir)
     return [write_leaderboard(results_dir), *plots]

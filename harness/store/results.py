@@ -69,6 +69,10 @@ _SPECS = (
     TableSpec("zero_cost", "zero_cost", ("proxy", "arch_str", "value"),
               "one row per architecture x zero-cost proxy of a rank run: proxy (zc:<measure>), arch_str, "
               "arch_index, dataset, value, ground_truth, wall_s (alone; NaN where not timed), joint_s, device"),
+    TableSpec("rank_pairs", "rank_pairs", ("dataset", "selection", "proxy", "baseline", "krocc_diff"),
+              "one row per proxy ranked on the same architectures as its rank run's baseline (compare_to): "
+              "krocc_diff / srocc_diff = proxy minus baseline, their 95% paired-bootstrap bounds (_lo, _hi), "
+              "two-sided bootstrap p-values krocc_p / srocc_p, n, ci_level, ci_resamples, seed, verdict"),
     TableSpec("coordination", "coordination", ("storage", "workers", "trials", "trials_per_s"),
               "one row per storage x worker count of scripts/coordination.py: trials per second of one study on "
               "the tabular proxy, ask_s / tell_s latency quantiles (median, p95) of the budget-locked ask and the "

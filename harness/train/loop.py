@@ -13,7 +13,7 @@ from harness import HarnessError
 from harness.data.augment import batches, steps_per_epoch
 from harness.data.datasets import Dataset, Split
 from harness.measure.counting import count_params, trainable_parameters
-from harness.measure.memory import SavedTensorCounter, peak_rss_bytes
+from harness.measure.memory import SavedTensorCounter, peak_rss_bytes, reset_peak_rss
 from harness.progress import bar as progress_bar
 from harness.progress import finished
 from harness.train.recipe import TrainConfig, lr_at
@@ -165,6 +165,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()  # this run's own peak, not the process's so far
     t0 = time.perf_counter()
     bar = progress_bar(cfg.epochs * steps, label, progress)
     if evaluator is None:

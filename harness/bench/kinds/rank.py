@@ -5,8 +5,15 @@ std over draws) and the top-k by ground truth. Training proxies are trained on t
 in ``train_selections`` and ranked over each: ``random`` = ``train.archs`` random architectures
 (the same ones for every proxy; Table 1), ``top_k`` = the ``top_k`` best by ground truth with the
 table path's tie rule ``ties`` (Table 3's Tr-Net column); an architecture in both is trained
-once. Zero-cost proxies are scored on ``sample`` random architectures
-(:mod:`harness.bench.zero_cost`).
+once, and table proxies are ranked on the trained architectures too. On a CPU the training
+proxies take turns architecture by architecture (Original then Tr-Net on one architecture, then
+the next), so a machine's changing load falls on both alike and an interrupted run has trained
+both on the same architectures; ``recorded:`` proxies make a rerun train only what is missing.
+Zero-cost proxies are scored on ``sample`` random architectures (:mod:`harness.bench.zero_cost`).
+
+Every rank row carries its 95% bootstrap interval (:mod:`harness.analysis.rank`), and every proxy
+ranked on the same architectures as ``compare_to`` (default: the first proxy) gets a paired row
+in the ``rank_pairs`` table: the difference of their KROCC / SROCC, its interval, p-value and verdict.
 """
 from __future__ import annotations
 
@@ -14,16 +21,19 @@ import numpy as np
 import pandas as pd
 
 from harness import HarnessError
-from harness.analysis.rank import rank_proxy, top_k
+from harness.analysis.rank import RankResult, paired_rows, rank_proxy, top_k
 from harness.bench.context import proxy_context, run_meta
 from harness.bench.definition import Definition
 from harness.bench.zero_cost import rank_zero_cost
-from harness.proxies import GroundTruth, TableProxy, make_proxy, proxy_kind
+from harness.progress import bar as progress_bar
+from harness.progress import finished
+from harness.proxies import GroundTruth, Score, TableProxy, make_proxy, proxy_kind
 from harness.store.results import ResultsStore
 
 
 def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
-    rows = []
+    rows, pairs = [], []
+    baseline = defn.get("compare_to") or defn["proxies"][0]
     for ds in defn["datasets"]:
         ctx = proxy_context(defn, ds, store, batch_id, progress)
         truth = GroundTruth(ctx.space, ds, defn.get("table")).vector()
@@ -31,37 +41,69 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
             raise HarnessError(f"{defn.source}: space {ctx.space.name!r} has no tabular ground truth to rank against")
         trained = [p for p in defn["proxies"] if proxy_kind(p) in ("train", "recorded")]
         zero_cost = [p for p in defn["proxies"] if proxy_kind(p) == "zero_cost"]
+        ranked: list[tuple[RankResult, np.ndarray]] = []  # (row, the values it ranked): for the paired rows
         if zero_cost:
-            rows += rank_zero_cost(defn, ctx, truth, zero_cost, store, run_meta(defn, batch_id, dataset=ds), progress)
-        for name in defn["proxies"]:
-            if proxy_kind(name) != "table":
-                continue
-            values = TableProxy(name, ctx.space, ds, defn.get("table")).values()
+            zc_rows, zc_ranked = rank_zero_cost(defn, ctx, truth, zero_cost, store, run_meta(defn, batch_id, dataset=ds),
+                                                progress)
+            rows += zc_rows
+            ranked += zc_ranked
+        tables = {name: TableProxy(name, ctx.space, ds, defn.get("table")).values()
+                  for name in defn["proxies"] if proxy_kind(name) == "table"}
+        for name, values in tables.items():
             if "sample" in defn.raw or "top_k" not in defn.raw:
-                rows.append(rank_proxy(values, truth, dataset=ds, proxy_name=name, sample=defn.get("sample"),
-                                       draws=defn["draws"], seed=defn["seed"]).row())
+                ranked.append((rank_proxy(values, truth, dataset=ds, proxy_name=name, sample=defn.get("sample"),
+                                          draws=defn["draws"], seed=defn["seed"]), values))
+                rows.append(ranked[-1][0].row())
             if "top_k" in defn.raw:
-                rows.append(rank_proxy(values, truth, dataset=ds, proxy_name=name, top=defn["top_k"],
-                                       ties=defn["ties"], seed=defn["seed"]).row())
+                ranked.append((rank_proxy(values, truth, dataset=ds, proxy_name=name, top=defn["top_k"],
+                                          ties=defn["ties"], seed=defn["seed"]), values))
+                rows.append(ranked[-1][0].row())
         if trained:
             selections = trained_selections(defn, truth)
-            # Each architecture once, in train_selections order (random alone: the same order as ever).
-            archs = list(dict.fromkeys(int(a) for sel in selections.values() for a in sel))
-            for name in trained:
-                proxy = make_proxy(name, ctx)
-                # K at once on a GPU, one at a time on a CPU (TrainProxy.score_many)
-                scores = dict(zip(archs, proxy.score_many([ctx.space.canonical(a) for a in archs])))
-                for selection, sel in selections.items():
+            scores = train_all(ctx, trained, selections, progress)
+            for selection, sel in selections.items():
+                top = {"top": defn["top_k"], "ties": defn["ties"]} if selection == "top_k" else {"draws": 1}
+                for name in trained:
                     values = np.full(len(truth), np.nan)
-                    values[sel] = [scores[int(a)].value for a in sel]
-                    top = {"top": defn["top_k"], "ties": defn["ties"]} if selection == "top_k" else {"draws": 1}
+                    values[sel] = [scores[name][int(a)].value for a in sel]
                     r = rank_proxy(values, truth, dataset=ds, proxy_name=name, seed=defn["seed"], **top)
-                    rows.append({**r.row(), "wall_s": float(np.mean([scores[int(a)].wall_s for a in sel])),
-                                 "peak_bytes": float(np.mean([scores[int(a)].peak_bytes for a in sel]))})
-    df = pd.DataFrame(rows).assign(truth="ground truth (NB201: test_acc@200 seed mean)",
-                                   **{k: v for k, v in run_meta(defn, batch_id).items()})
+                    ranked.append((r, values))
+                    rows.append({**r.row(), "wall_s": float(np.mean([scores[name][int(a)].wall_s for a in sel])),
+                                 "total_s": float(np.sum([scores[name][int(a)].wall_s for a in sel])),
+                                 "peak_bytes": float(np.mean([scores[name][int(a)].peak_bytes for a in sel]))})
+                if selection == "random":  # the table proxies on the very architectures trained
+                    for name, all_values in tables.items():
+                        values = np.where(np.isin(np.arange(len(truth)), sel), all_values, np.nan)
+                        ranked.append((rank_proxy(values, truth, dataset=ds, proxy_name=name, seed=defn["seed"],
+                                                  draws=1), values))
+                        rows.append(ranked[-1][0].row())
+        pairs += paired_rows(ranked, truth, baseline)
+    meta = {k: v for k, v in run_meta(defn, batch_id).items()}
+    df = pd.DataFrame(rows).assign(truth="ground truth (NB201: test_acc@200 seed mean)", **meta)
     store.append("rank", df)
+    if pairs:
+        store.append("rank_pairs", pd.DataFrame(pairs).assign(**meta))
     return df
+
+
+def train_all(ctx, names: list[str], selections: dict[str, np.ndarray], progress: bool) -> dict[str, dict[int, Score]]:
+    """Scores of every training proxy on every selected architecture (each trained once). On CUDA
+    each proxy scores them all at once (K candidates concurrently); elsewhere the proxies take
+    turns per architecture."""
+    archs = list(dict.fromkeys(int(a) for sel in selections.values() for a in sel))
+    proxies = {name: make_proxy(name, ctx) for name in names}  # pre-trains a missing backbone first
+    chunks = [archs] if ctx.data.train.x.device.type == "cuda" else [[a] for a in archs]
+    scores: dict[str, dict[int, Score]] = {name: {} for name in names}
+    bar = progress_bar(len(archs), f"{ctx.dataset}: {' + '.join(names)}", progress)
+    for done, chunk in enumerate(chunks):
+        for name, proxy in proxies.items():
+            for a, s in zip(chunk, proxy.score_many([ctx.space.canonical(a) for a in chunk])):
+                scores[name][a] = s
+        bar.update(len(chunk))
+        finished(f"{ctx.dataset}: {sum(map(len, chunks[:done + 1]))}/{len(archs)} architectures scored by "
+                 f"{', '.join(names)}", progress)
+    bar.close()
+    return scores
 
 
 def trained_selections(defn: Definition, truth: np.ndarray) -> dict[str, np.ndarray]:
