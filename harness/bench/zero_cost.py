@@ -95,27 +95,38 @@ def rank_zero_cost(defn: Definition, ctx: ProxyContext, truth: np.ndarray, names
     store.append("zero_cost", pd.DataFrame(rows))
     scored = np.zeros(len(truth), dtype=bool)
     scored[archs] = True
-    # the best k of the scored sample (not of the whole table: only the sample has values)
-    sample_truth = np.where(scored, truth, -np.inf)
     device = proxies[0].device_label
     out, ranked = [], []
     for name in values:
-        v = values[name]
-        failed = scored & ~np.isfinite(v)
-        nonfinite = int(failed.sum())
-        finite = v[scored & np.isfinite(v)]
-        v = np.where(failed, (finite.min() - 1.0) if len(finite) else 0.0, v)
+        v, nonfinite = rankable(values[name], scored)
         per_arch = float(np.mean(alone[name])) if alone[name] else float("nan")
         common = {"wall_s": per_arch, "joint_s": joint_total, "timed": len(alone[name]), "device": device,
                   "nonfinite": nonfinite}
-        res = rank_proxy(v, truth, dataset=ctx.dataset, proxy_name=name, draws=1, seed=defn["seed"])
-        res.selection = f"random-{res.n}"
-        ranked.append((res, v))
-        out.append({**res.row(), **common, "total_s": per_arch * res.n})
-        if "zc_top_k" in defn.raw:
-            res = rank_proxy(v, sample_truth, dataset=ctx.dataset, proxy_name=name, top=defn["zc_top_k"],
-                             ties=defn["ties"], seed=defn["seed"])
-            res.selection = f"top-{res.n}-of-random-{len(archs)}"
+        for res in rank_scored(v, truth, scored, ctx.dataset, name, defn["seed"], defn.get("zc_top_k"), defn["ties"]):
             ranked.append((res, v))
             out.append({**res.row(), **common, "total_s": per_arch * len(archs)})
     return out, ranked
+
+
+def rankable(values: np.ndarray, scored: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` with each scored architecture's non-finite value ranked below every finite one
+    (as a search maximising the proxy would treat it), and how many there were."""
+    failed = scored & ~np.isfinite(values)
+    finite = values[scored & np.isfinite(values)]
+    return np.where(failed, (finite.min() - 1.0) if len(finite) else 0.0, values), int(failed.sum())
+
+
+def rank_scored(values: np.ndarray, truth: np.ndarray, scored: np.ndarray, dataset: str, name: str, seed: int,
+                top: "int | None", ties: str) -> list[RankResult]:
+    """The rank results of one zero-cost proxy over the scored sample (``random-<n>``) and, with
+    ``top``, over the ``top`` best of that sample by ground truth (``top-<k>-of-random-<n>``; the best
+    of the sample, not of the whole table: only the sample has values)."""
+    res = rank_proxy(values, truth, dataset=dataset, proxy_name=name, draws=1, seed=seed)
+    res.selection = f"random-{res.n}"
+    out = [res]
+    if top is not None:
+        res = rank_proxy(values, np.where(scored, truth, -np.inf), dataset=dataset, proxy_name=name, top=top,
+                         ties=ties, seed=seed)
+        res.selection = f"top-{res.n}-of-random-{int(scored.sum())}"
+        out.append(res)
+    return out

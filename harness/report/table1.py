@@ -28,6 +28,8 @@ from harness.store.files import write_png, write_text
 from harness.tabular.nb201 import NB201Table
 
 ORIGINAL, TRNET = "original", "tr-net-5-5"
+#: Architecture counts the report extrapolates the interval width to (an interval shrinks like 1/sqrt(N)).
+SCALE_N = (40, 100, 200, 1000)
 
 
 def _method(proxy: str) -> str:
@@ -125,6 +127,10 @@ def table1_report(results_dir: "str | Path", benchmark: str) -> tuple[str, dict]
         ["peak RSS of one training run, Original / Tr-Net-5-5", "–",
          f"{rss[ORIGINAL] / 1e6:.0f} MB / {rss[TRNET] / 1e6:.0f} MB"],
     ]
+    half = (pair["krocc_diff_hi"] - pair["krocc_diff_lo"]) / 2
+    figures["diff_half_width"] = {N: half * np.sqrt(n / N) for N in SCALE_N}
+    rows.append(["95% half-width of the KROCC gain at N architectures (this run's, scaled by sqrt(n / N))", "–",
+                 ", ".join(f"N = {N}: ±{w:.3f}" for N, w in figures["diff_half_width"].items())])
     for p in trained.index:
         if not p.startswith(("train:", "recorded:")):  # e.g. NB201's own 12-epoch training of these architectures
             rows.append([f"reference: table proxy `{p}` on the same architectures", "–", corr_row(trained.loc[p])])
@@ -152,8 +158,9 @@ def table1_plots(results_dir: "str | Path", benchmark: str, out_prefix: str) -> 
     dataset = config["datasets"][0]
     t = trained_rows(res["train"], benchmark, config, dataset)
     truth = NB201Table.load().ground_truth(dataset)
-    by = {m: t[t["method"] == m].set_index("arch_index") for m in (ORIGINAL, TRNET)}
-    archs = sorted(set(by[ORIGINAL].index) & set(by[TRNET].index))
+    by = {m: t[t["method"] == m].assign(arch_index=lambda d: d["arch_index"].astype(int)).set_index("arch_index")
+          for m in (ORIGINAL, TRNET)}
+    archs = sorted(int(a) for a in set(by[ORIGINAL].index) & set(by[TRNET].index))
     if len(archs) < 2:
         raise HarnessError(f"table 1 plots: {benchmark!r} has fewer than 2 architectures trained by both methods")
     gt = truth[archs]

@@ -1,0 +1,181 @@
+"""The CPU Table 1 (benchmarks/nb201-table1-cpu.toml): its definition, data, resume after kill -9,
+and its report."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+from PIL import Image
+
+from harness import HarnessError
+from harness.bench.context import proxy_context
+from harness.bench.definition import build_definition, load_definition
+from harness.data import sources
+from harness.data.datasets import load_dataset
+from harness.proxies.training import check_backbone_leakage
+from harness.report.table1 import table1_benchmarks, table1_report, write_table1_reports
+from harness.store.results import ResultsStore
+from harness.tabular.nb201 import NB201Table
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFINITION = ROOT / "benchmarks" / "nb201-table1-cpu.toml"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+TINY = """
+name = "table1-tiny"
+kind = "rank"
+datasets = ["cifar10"]
+proxies = ["nb201-12ep-val", "recorded:original", "recorded:tr-net-5-5"]
+compare_to = "recorded:original"
+train_selections = ["random"]
+sample = 200
+draws = 1
+
+[train]
+archs = 5
+limits = { train = 64, valid = 64, test = 32 }
+batch_size = 32
+epochs = { original = 1, "tr-net-5-5" = 2 }
+warmup = { original = 0, "tr-net-5-5" = 1 }
+
+[backbone]
+name = "resnet32"
+epochs = 1
+batch_size = 64
+limit = 128
+"""
+
+
+def test_shipped_definition_is_the_issue_sized_table1_and_full_is_the_papers():
+    d = load_definition(DEFINITION)
+    assert d["train"]["archs"] >= 40 and d["train"]["data"] == "cifar10-jpeg"
+    assert d["train"]["epochs"] == {"original": 12, "tr-net-5-5": 18} and d["train"]["warmup"]["tr-net-5-5"] == 13
+    assert d["backbone"]["limit"] == 0 and d["compare_to"] == "recorded:original"
+    full = load_definition(DEFINITION, full=True)
+    assert full["train"]["archs"] == 1000 and full["backbone"]["epochs"] == 200
+    assert full["train"]["limits"] == {"train": 25000, "valid": 25000, "test": 10000}
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"compare_to": "train:tr-net-5-5"}, "'compare_to' = 'train:tr-net-5-5' is unknown"),
+    ({"train": {"archs": 3, "limits": {"train": 0}}}, "'train.limits.train' must be >= 1"),
+    ({"train": {"archs": 3, "limits": {"holdout": 5}}}, "unknown key 'train.limits.holdout'"),
+    ({"backbone": {"limit": -1}}, "'backbone.limit' must be >= 0"),
+])
+def test_bad_keys_are_one_clear_line(change, match):
+    raw = {"name": "t", "kind": "rank", "datasets": ["cifar10"], "proxies": ["nb201-12ep-val", "train:original"],
+           "train": {"archs": 3}, **change}
+    with pytest.raises(HarnessError, match=match):
+        build_definition(raw, "t.toml")
+
+
+def test_per_split_limits_and_the_backbone_sees_the_whole_train_half_only(tmp_path):
+    d = build_definition({**_tiny_raw(), "backbone": {"limit": 0}}, "t")
+    ctx = proxy_context(d, "cifar10", ResultsStore(tmp_path), "b", False)
+    assert (len(ctx.data.train), len(ctx.data.valid), len(ctx.data.test)) == (64, 64, 32)
+    bb = ctx.backbone_data  # all of the embedded train half, the candidates' valid images
+    assert (len(bb.train), len(bb.valid)) == (2022, 64)
+    # a backbone trained on the train half passes the leakage guard; one that saw all 50k does not
+    check_backbone_leakage({"dataset": bb.name, "split": "train"}, "bb.pt", "cifar10-valid")
+    with pytest.raises(HarnessError, match="valid split"):
+        check_backbone_leakage({"dataset": "cifar10", "split": "train"}, "bb.pt", "cifar10-valid")
+    with pytest.raises(HarnessError, match="unknown split 'holdout'"):
+        load_dataset("cifar10-valid", limit={"holdout": 3})
+
+
+def test_jpeg_npz_is_decoded_with_official_positions(tmp_path):
+    ramp = np.linspace(0, 255, 32)
+    images = np.stack([np.stack([np.add.outer(ramp, ramp * k / 6) / 2, np.tile(ramp, (32, 1)),
+                                 np.full((32, 32), 40.0 * k)], axis=-1) for k in range(6)]).astype(np.uint8)
+
+    def pack(x):
+        bufs = []
+        for im in x:
+            out = io.BytesIO()
+            Image.fromarray(im).save(out, format="JPEG", quality=95)
+            bufs.append(np.frombuffer(out.getvalue(), dtype=np.uint8))
+        return np.concatenate(bufs), np.cumsum([0] + [len(b) for b in bufs]).astype(np.int64)
+
+    (tj, to), (sj, so) = pack(images[:4]), pack(images[4:])
+    path = tmp_path / "tiny_jpeg.npz"
+    np.savez(path, train_jpeg=tj, train_offsets=to, y_train=np.arange(4), test_jpeg=sj, test_offsets=so,
+             y_test=np.arange(2))
+    raw = sources.read_npz(path)
+    assert raw.x_train.shape == (4, 32, 32, 3) and list(raw.train_index) == [0, 1, 2, 3]
+    assert list(raw.test_index) == [0, 1]
+    assert np.abs(raw.x_train.astype(int) - images[:4]).mean() < 3  # lossy, but the same images
+
+
+def test_shipped_jpeg_data_is_cifar10_in_official_order():
+    """The first 4,000 training images are the lossless embedded ones: same labels, ~30 dB PSNR."""
+    with np.load(sources.JPEG_NPZ, allow_pickle=False) as f:
+        assert len(f["train_offsets"]) == 50_001 and len(f["test_offsets"]) == 10_001
+        y, buf, off = f["y_train"], f["train_jpeg"], f["train_offsets"]
+        x = sources.decode_jpegs(buf[:off[40]], off[:41], "shipped")
+    emb = sources.read_embedded()
+    assert np.array_equal(y[:4000], emb.y_train)
+    mse = np.mean((x.astype(float) - emb.x_train[:40].astype(float)) ** 2)
+    assert 25 < 10 * np.log10(255 ** 2 / mse) < 40
+
+
+def _tiny_raw() -> dict:
+    return tomllib.loads(TINY)
+
+
+def _train_rows(results: Path) -> int:
+    folder = results / "train"
+    if not folder.is_dir():
+        return 0
+    rows = ResultsStore(results).read("train")
+    return 0 if rows is None else len(rows)
+
+
+@pytest.mark.slow  # two processes that train 5 architectures twice, tiny
+def test_a_killed_table1_run_trains_only_what_is_missing(tmp_path):
+    toml, results = tmp_path / "tiny.toml", tmp_path / "results"
+    toml.write_text(TINY)
+    cmd = [sys.executable, "-m", "harness.cli", "bench", str(toml), "--results", str(results), "--quiet"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _train_rows(results) < 5:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    first = ResultsStore(results).read("train")
+    assert first is not None and 5 <= len(first) < 10, "killed half way"
+    # in turns: Original then Tr-Net on one architecture, then the next
+    assert list(first["method"][:4]) == ["original", "tr-net-5-5", "original", "tr-net-5-5"]
+    again = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    train = ResultsStore(results).read("train")
+    assert len(train) == 10 and not train.duplicated(["arch_index", "method"]).any()
+    kept = train.merge(first, on=["arch_index", "method"], suffixes=("", "_first"))
+    assert len(kept) == len(first) and (kept["val_acc"] == kept["val_acc_first"]).all()  # replayed, not retrained
+
+    # the report: the rank rows' numbers, the paired row, the cost from the train rows
+    assert table1_benchmarks(results) == ["table1-tiny"]
+    text, fig = table1_report(results, "table1-tiny")
+    rank = ResultsStore(results).read("rank")
+    rank = rank[rank["batch_id"] == rank["batch_id"].iloc[-1]].set_index("proxy")
+    assert fig["original_krocc"] == rank.loc["recorded:original", "krocc"]
+    assert fig["tr-net-5-5_krocc_lo"] == rank.loc["recorded:tr-net-5-5", "krocc_lo"]
+    by = train.groupby("method")["wall_s"].sum()
+    assert fig["wall_ratio"] == pytest.approx(by["tr-net-5-5"] / by["original"])
+    pairs = ResultsStore(results).read("rank_pairs")
+    last = pairs[(pairs["batch_id"] == pairs["batch_id"].iloc[-1]) & (pairs["proxy"] == "recorded:tr-net-5-5")]
+    assert fig["krocc_diff"] == pytest.approx(last["krocc_diff"].iloc[0])
+    truth = NB201Table.load().ground_truth("cifar10")
+    assert fig["krocc_diff"] == pytest.approx(fig["tr-net-5-5_krocc"] - fig["original_krocc"])
+    assert np.isfinite(truth).all() and "| KROCC, Original (12 epochs) | 0.6128 |" in text
+    paths = write_table1_reports(results)
+    assert [p.name for p in paths] == ["table1-tiny.md", "table1-tiny_scatter.png", "table1-tiny_difference.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    meta = json.loads(train["backbone_meta"].dropna().iloc[0])
+    assert meta["dataset"] == "cifar10-valid" and meta["n_train"] == 128
