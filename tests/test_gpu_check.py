@@ -87,7 +87,7 @@ def test_dry_run_runs_every_step_and_writes_the_report(tmp_path):
     assert {"card", "torch", "cuda", "commit", "data"} <= set(doc["environment"])
     report = (out / "report.md").read_text()
     for section in ("## a. CUDA tests", "## b. Memory", "## c. Candidates at once", "## d. Our Original training",
-                    "## d. Original vs Tr-Net-5-5", "## e. DARTS+PT"):
+                    "## d. Table 1 slice: Original vs Tr-Net-5-5", "## e. DARTS+PT"):
         assert section in report
     assert all((out / t).is_dir() for t in ("memory", "throughput", "speed", "train", "rank", "oneshot"))
     tiny = gpu_check.main(["--dry-run", "--out", str(tmp_path / "late"), "--budget-s", "25"])  # 5 s for steps
