@@ -10,8 +10,9 @@ import textwrap
 import pytest
 import torch
 
+from harness import HarnessError
 from harness.backbones.resnet import build_backbone
-from harness.bench.guards import FORMAT, check, load_current, main, summarise
+from harness.bench.guards import FORMAT, bench_step, check, load_current, main, summarise
 from harness.measure.memory import step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
@@ -20,20 +21,24 @@ from harness.transfer.splice import FrozenPrefix, TrNet, build_tr_net
 MB = 1_000_000
 
 
-def _bench(name, median, pair=None, role=None, ratio=None, **figures):
+def _bench(name, median, pair=None, role=None, ratio=None, rounds=5, warmup_rounds=1, **figures):
     extra = dict(figures)
     if pair:
         extra.update(pair=pair, role=role)
     if ratio is not None:
         extra["tr_original_time_ratio"] = ratio
-    return {"name": name, "extra_info": extra, "stats": {"median": median}}
+    if warmup_rounds is not None:  # bench_step records it; pytest-benchmark does not
+        extra["warmup_rounds"] = warmup_rounds
+    return {"name": name, "extra_info": extra, "stats": {"median": median, "rounds": rounds}}
 
 
-def _run(orig_saved=10 * MB, tr_saved=4 * MB, orig_s=1.0, tr_s=0.5, tabular_s=0.01, extra=()):
+def _run(orig_saved=10 * MB, tr_saved=4 * MB, orig_s=1.0, tr_s=0.5, tabular_s=0.01, extra=(), rounds=5, warmup=1):
+    """A run of one pair as bench_step records it: the Tr side carries the interleaved ratio."""
     return {"machine_info": {"cpu": {"brand_raw": "test cpu"}}, "benchmarks": [
-        _bench("step[original]", orig_s, "cpu/step", "original", saved_bytes=orig_saved, params=1000,
-               trainable_params=1000),
-        _bench("step[trnet55]", tr_s, "cpu/step", "tr", saved_bytes=tr_saved, params=900, trainable_params=700),
+        _bench("step[original]", orig_s, "cpu/step", "original", rounds=rounds, warmup_rounds=warmup,
+               saved_bytes=orig_saved, params=1000, trainable_params=1000),
+        _bench("step[trnet55]", tr_s, "cpu/step", "tr", ratio=tr_s / orig_s, rounds=rounds, warmup_rounds=warmup,
+               saved_bytes=tr_saved, params=900, trainable_params=700),
         _bench("tabular_query", tabular_s), *extra]}
 
 
@@ -66,7 +71,9 @@ def test_unguarded_ratio_is_noted_and_its_bytes_still_checked(tmp_path):
     slow = _run(tr_s=5.0)  # e.g. bf16 emulated: 10x the Original's time
     slow["benchmarks"][1]["extra_info"]["ratio_unguarded"] = "no native bf16"
     rc, out = _check(tmp_path, slow)
-    assert rc == 0 and "note: cpu/step: time ratio not guarded on this machine: no native bf16" in out
+    assert rc == 0
+    assert ("note: cpu/step: tr/original time ratio not guarded (5 rounds, 1 warm-up): no native bf16 "
+            "(its memory figures still are)") in out.splitlines()
     assert _check(tmp_path, _run(tr_s=5.0))[0] == 1  # without the reason the same ratio fails
     grown = _run(tr_s=5.0, tr_saved=5 * MB)
     grown["benchmarks"][1]["extra_info"]["ratio_unguarded"] = "no native bf16"
@@ -89,7 +96,8 @@ def test_missing_figure_fails(tmp_path):
 def test_ratio_worse_by_20_percent_fails_10_percent_passes(tmp_path):
     rc, out = _check(tmp_path, _run(tr_s=0.6))  # ratio 0.5 -> 0.6
     assert rc == 1
-    assert "cpu/step: tr/original time ratio moved from 0.5 to 0.6 (+20.00%, limit 15%)" in out.splitlines()
+    assert ("cpu/step: tr/original time ratio moved from 0.5 to 0.6 (+20.00%, limit 15%; 5 rounds, 1 warm-up)"
+            in out.splitlines())
     rc, out = _check(tmp_path, _run(tr_s=0.55))  # +10%
     assert rc == 0 and "ok: cpu/step: tr/original time ratio moved from 0.5 to 0.55 (+10.00%" in out
 
@@ -104,6 +112,67 @@ def test_interleaved_ratio_wins_over_medians(tmp_path):
     run["benchmarks"][1]["extra_info"]["tr_original_time_ratio"] = 0.52
     assert load_current_from(tmp_path, run)["ratios"] == {"cpu/step": 0.52}
     assert _check(tmp_path, run)[0] == 0
+
+
+@pytest.mark.parametrize("rounds, warmup, shown", [
+    (1, 0, "1 round, 0 warm-up"),  # the one cold round that moved a ratio by +52% on an unchanged tree
+    (2, 1, "2 rounds, 1 warm-up"),
+    (7, 0, "7 rounds, 0 warm-up"),
+    (7, None, "7 rounds, warm-up not recorded"),
+])
+def test_ratio_from_too_few_or_cold_rounds_is_not_guarded(tmp_path, rounds, warmup, shown):
+    run = _run(tr_s=0.9, rounds=rounds, warmup=warmup)  # 0.5 -> 0.9 would fail a guarded ratio
+    assert load_current_from(tmp_path, run)["ratios"] == {}
+    rc, out = _check(tmp_path, run)
+    assert rc == 0 and "tr/original time ratio moved" not in out
+    assert f"note: cpu/step: tr/original time ratio not guarded ({shown}): a guarded ratio needs >= 3" in out
+    assert "1 time ratios checked" not in out and "0 time ratios checked, 1 not guarded" in out
+    grown = _run(tr_s=0.9, tr_saved=5 * MB, rounds=rounds, warmup=warmup)
+    rc, out = _check(tmp_path, grown)  # its memory figures are still guarded
+    assert rc == 1 and "step[trnet55]: saved_bytes moved from 4000000 to 5000000" in out
+
+
+def test_ratio_of_separate_medians_is_not_guarded(tmp_path):
+    run = _run(tr_s=0.9)
+    del run["benchmarks"][1]["extra_info"]["tr_original_time_ratio"]
+    rc, out = _check(tmp_path, run)
+    assert rc == 0 and ("note: cpu/step: tr/original time ratio not guarded (5 rounds, 1 warm-up): two separate "
+                        "benchmarks, not interleaved rounds") in out
+
+
+def test_a_baseline_keeps_only_guarded_ratios(tmp_path):
+    slow = _run(extra=[_bench("big[original]", 7.0, "cpu/big", "original", rounds=1, warmup_rounds=0, saved_bytes=9),
+                       _bench("big[tr]", 3.5, "cpu/big", "tr", rounds=1, warmup_rounds=0, saved_bytes=4)])
+    doc = load_current_from(tmp_path, slow)
+    assert doc["ratios"] == {"cpu/step": 0.5} and doc["ratio_rounds"] == {"cpu/step": "5 rounds, 1 warm-up",
+                                                                          "cpu/big": "1 round, 0 warm-up"}
+    assert set(doc["unguarded"]) == {"cpu/big"}
+
+
+class _FakeBenchmark:
+    """Just enough of pytest-benchmark's fixture for bench_step to reach its checks."""
+
+    def __init__(self):
+        self.extra_info, self.stats = {}, None
+
+    def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
+        for _ in range(warmup_rounds + rounds):
+            if setup:
+                setup()
+            target()
+
+
+@pytest.mark.parametrize("rounds, warmup", [(1, 0), (2, 1), (5, 0)])
+def test_bench_step_refuses_a_ratio_from_too_few_or_cold_rounds(rounds, warmup):
+    torch.manual_seed(0)
+    net = NB201Network(ALL_CONV3X3, C=4, N=1)
+    x, y = torch.randn(2, 3, 16, 16), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(HarnessError, match=r"needs >= 3 interleaved rounds after >= 1 warm-up round"):
+        bench_step(_FakeBenchmark(), net, x, y, pair="p", role="tr", original=net, rounds=rounds, warmup_rounds=warmup)
+    # without original= (no ratio: the memory figures only) the same rounds are fine
+    fake = _FakeBenchmark()
+    bench_step(fake, net, x, y, pair="p", role="tr", rounds=rounds, warmup_rounds=warmup)
+    assert fake.extra_info["rounds"] == rounds and fake.extra_info["warmup_rounds"] == warmup
 
 
 def load_current_from(tmp_path, run):
@@ -121,7 +190,7 @@ def test_missing_benchmark_fails(tmp_path):
 
 def test_missing_pair_side_fails_on_the_ratio(tmp_path):
     run = _run()
-    run["benchmarks"] = run["benchmarks"][1:]
+    del run["benchmarks"][1]
     rc, out = _check(tmp_path, run)
     assert rc == 1 and "cpu/step: tr/original time ratio missing from the current run (baseline 0.5)" in out
 

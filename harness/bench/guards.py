@@ -9,7 +9,8 @@ compact summary (the committed baseline format) and compares a run against a bas
   frozen prefix keeps its activations (paper Sec. 3.2, Table 2) fails on ``saved_bytes``;
 * times are noisy and machines differ, so the guard compares each pair's Tr/Original step-time
   ratio measured in the SAME run (with interleaved rounds, :func:`bench_step`); it fails when the
-  ratio gets worse (larger) by more than 15%;
+  ratio gets worse (larger) by more than 15%. Only a ratio from >= 3 interleaved rounds after >= 1
+  warm-up round is checked; any other ratio is reported as not guarded (with its rounds);
 * absolute medians only with ``--absolute`` (a baseline from the same machine); pytest-benchmark's
   own ``--benchmark-compare-fail=median:15%`` does the same against its saved runs.
 
@@ -43,7 +44,14 @@ MEMORY_FIGURES = ("saved_bytes", "params", "trainable_params", "cuda_peak_bytes"
 MEMORY_LIMIT = 0.01
 RATIO_LIMIT = 0.15
 TIME_LIMIT = 0.15
+RATIO_FIGURE = "tr/original time ratio"
 ROLES = ("original", "tr")
+#: The fewest interleaved timed rounds, and warm-up rounds before them, a guarded time ratio is
+#: measured on. A cold first round carries one-time costs (allocator growth, lazy kernel set-up)
+#: that moved a one-round batch-128 supernet ratio by +52% between two runs of the same tree; a
+#: median of 3 warmed rounds stays within a few percent.
+MIN_RATIO_ROUNDS = 3
+MIN_WARMUP_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Move:
     new: "float | None"  # None: missing from the current run
     limit: "float | None"  # allowed relative growth; None: reported only
     failed: bool
+    detail: "str | None" = None  # e.g. the rounds a time ratio was measured on
 
     def line(self) -> str:
         if self.figure == "benchmark":
@@ -64,11 +73,24 @@ class Move:
             return f"{self.subject}: {self.figure} missing from the current run (baseline {_fmt(self.old)})"
         change = (self.new - self.old) / self.old * 100 if self.old else float("inf")
         limit = f", limit {self.limit * 100:g}%" if self.limit is not None else ""
-        return f"{self.subject}: {self.figure} moved from {_fmt(self.old)} to {_fmt(self.new)} ({change:+.2f}%{limit})"
+        detail = f"; {self.detail}" if self.detail else ""
+        return (f"{self.subject}: {self.figure} moved from {_fmt(self.old)} to {_fmt(self.new)} "
+                f"({change:+.2f}%{limit}{detail})")
 
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
+
+
+def _rounds_text(rounds: "int | None", warmup: "int | None") -> str:
+    if rounds is None:
+        return "rounds not recorded"
+    text = f"{rounds} round{'' if rounds == 1 else 's'}, "
+    return text + ("warm-up not recorded" if warmup is None else f"{warmup} warm-up")
+
+
+def _enough_rounds(rounds: "int | None", warmup: "int | None") -> bool:
+    return rounds is not None and warmup is not None and rounds >= MIN_RATIO_ROUNDS and warmup >= MIN_WARMUP_ROUNDS
 
 
 # -- measuring (called from benchmark files, ours and users') ------------------------------------
@@ -89,7 +111,10 @@ def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str 
     one Original step runs (untimed by pytest-benchmark, timed here), so both see the same load
     of a shared machine, and ``extra_info["tr_original_time_ratio"]`` is the median of the
     per-round Tr/Original ratios. Separate runs of the two benchmarks seconds apart disagree by
-    up to 30% on a busy 2-core runner; interleaved rounds agree to a few percent.
+    up to 30% on a busy 2-core runner; interleaved rounds agree to a few percent. With
+    ``original`` it refuses fewer than ``MIN_RATIO_ROUNDS`` rounds or ``MIN_WARMUP_ROUNDS``
+    warm-up rounds: for a pair too slow for that, leave ``original`` out (the memory figures are
+    still guarded, the time ratio is reported as not guarded) and time the pair at a smaller batch.
     ``unguarded`` (Tr side): why this machine's time ratio of the pair means nothing against the
     baseline (e.g. bf16 emulated on a CPU without native bf16); the guard then notes it and checks
     only the memory figures. Returns the figures."""
@@ -97,9 +122,15 @@ def bench_step(benchmark, model, x, y, *, pair: "str | None" = None, role: "str 
         raise HarnessError(f"bench_step: pair {pair!r} and role {role!r}: give both, role one of {ROLES}")
     if original is not None and role != "tr":
         raise HarnessError(f"bench_step: original= is for the 'tr' side of a pair (role is {role!r})")
+    if original is not None and not _enough_rounds(rounds, warmup_rounds):
+        raise HarnessError(
+            f"bench_step: pair {pair!r}: a guarded time ratio needs >= {MIN_RATIO_ROUNDS} interleaved rounds after "
+            f">= {MIN_WARMUP_ROUNDS} warm-up round (got {_rounds_text(rounds, warmup_rounds)}); for a pair too "
+            "slow for that, leave out original= (its memory figures stay guarded) and time it at a smaller batch")
     step = training_step(model, x, y)
     figures = step_figures(model, x, y, step)
-    benchmark.extra_info.update(figures, batch_size=len(x), device=str(x.device), torch_threads=torch.get_num_threads())
+    benchmark.extra_info.update(figures, batch_size=len(x), device=str(x.device), torch_threads=torch.get_num_threads(),
+                                rounds=rounds, warmup_rounds=warmup_rounds)
     if pair is not None:
         benchmark.extra_info.update(pair=pair, role=role)
     if unguarded:
@@ -153,6 +184,11 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
         if not all(_is_number(v) for v in figures.values()):
             raise HarnessError(f"{source}: {name}: memory figures must be numbers, got {figures}")
         entry: dict[str, Any] = {"median_s": median, "figures": figures}
+        rounds = extra.get("rounds", (b.get("stats") or {}).get("rounds"))
+        if _is_number(rounds):
+            entry["rounds"] = int(rounds)
+        if _is_number(extra.get("warmup_rounds")):  # pytest-benchmark does not record pedantic warm-up rounds
+            entry["warmup_rounds"] = int(extra["warmup_rounds"])
         if "pair" in extra:
             if extra.get("role") not in ROLES:
                 raise HarnessError(f"{source}: {name}: extra_info role {extra.get('role')!r}, expected one of {ROLES}")
@@ -163,10 +199,10 @@ def summarise(run: dict, source: str = "benchmark JSON") -> dict:
                 entry["ratio_unguarded"] = str(extra["ratio_unguarded"])
         out[name] = entry
     machine = run.get("machine_info") or {}
+    ratios, rounds, unguarded = pair_ratios(out, source)
     return {"format": FORMAT, "machine": (machine.get("cpu") or {}).get("brand_raw") or machine.get("machine"),
             "commit": _commit(run.get("commit_info") or {}), "datetime": run.get("datetime"),
-            "benchmarks": out, "ratios": pair_ratios(out, source),
-            "unguarded": {b["pair"]: b["ratio_unguarded"] for b in out.values() if "ratio_unguarded" in b}}
+            "benchmarks": out, "ratios": ratios, "ratio_rounds": rounds, "unguarded": unguarded}
 
 
 def _is_number(x: Any) -> bool:
@@ -177,25 +213,43 @@ def _commit(info: dict) -> "str | None":
     return None if not info.get("id") else info["id"] + ("-dirty" if info.get("dirty") else "")
 
 
-def pair_ratios(benchmarks: dict[str, dict], source: str = "benchmark JSON") -> dict[str, float]:
-    """Tr/Original step-time ratio per pair from one run's entries (:func:`summarise`): the Tr
-    benchmark's interleaved ``paired_ratio`` when it has one (see :func:`bench_step`), else
-    the ratio of the two benchmarks' medians."""
+def pair_ratios(benchmarks: dict[str, dict], source: str = "benchmark JSON"
+                ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Per pair, from one run's entries (:func:`summarise`): the guarded Tr/Original step-time
+    ratios (the Tr benchmark's interleaved ``paired_ratio``, see :func:`bench_step`), the rounds
+    each pair's ratio was measured on, and why a pair's ratio is not guarded. Not guarded: a
+    ratio marked ``ratio_unguarded``, one from fewer than ``MIN_RATIO_ROUNDS`` rounds or
+    ``MIN_WARMUP_ROUNDS`` warm-up rounds, and one of two separate benchmarks' medians (not
+    interleaved: on a shared machine the two sides see different load)."""
     pairs: dict[str, dict[str, dict]] = {}
     for name, b in benchmarks.items():
         if "pair" in b:
             if b["role"] in pairs.setdefault(b["pair"], {}):
                 raise HarnessError(f"{source}: pair {b['pair']!r} has two {b['role']!r} benchmarks")
             pairs[b["pair"]][b["role"]] = b
-    out = {}
+    ratios: dict[str, float] = {}
+    rounds_of: dict[str, str] = {}
+    unguarded: dict[str, str] = {}
     for p, r in sorted(pairs.items()):
-        if any("ratio_unguarded" in b for b in r.values()):
-            continue
-        if "paired_ratio" in r.get("tr", {}):
-            out[p] = r["tr"]["paired_ratio"]
+        tr = r.get("tr", {})
+        why = [b["ratio_unguarded"] for b in r.values() if "ratio_unguarded" in b]
+        if "paired_ratio" in tr:
+            rounds, warmup = tr.get("rounds"), tr.get("warmup_rounds")
         elif set(r) == set(ROLES):
-            out[p] = r["tr"]["median_s"] / r["original"]["median_s"]
-    return out
+            sides = r.values()
+            rounds = None if any("rounds" not in b for b in sides) else min(b["rounds"] for b in sides)
+            warmup = None if any("warmup_rounds" not in b for b in sides) else min(b["warmup_rounds"] for b in sides)
+            why.append("two separate benchmarks, not interleaved rounds")
+        else:
+            continue  # one side only: no ratio (compare() reports it missing when the baseline has it)
+        rounds_of[p] = _rounds_text(rounds, warmup)
+        if not _enough_rounds(rounds, warmup):
+            why.append(f"a guarded ratio needs >= {MIN_RATIO_ROUNDS} rounds after >= {MIN_WARMUP_ROUNDS} warm-up")
+        if why:
+            unguarded[p] = "; ".join(why)
+        else:
+            ratios[p] = tr["paired_ratio"]
+    return ratios, rounds_of, unguarded
 
 
 def load_baseline(path: "str | Path") -> dict:
@@ -246,8 +300,8 @@ def compare(current: dict, baseline: dict, absolute: bool = False, memory_limit:
         if pair in current.get("unguarded", {}):
             continue  # check() notes why; its memory figures were compared above
         new = current["ratios"].get(pair)
-        figure = "tr/original time ratio"
-        moves.append(Move(pair, figure, old, new, ratio_limit, new is None or _grew(old, new, ratio_limit)))
+        moves.append(Move(pair, RATIO_FIGURE, old, new, ratio_limit, new is None or _grew(old, new, ratio_limit),
+                          current.get("ratio_rounds", {}).get(pair)))
     return moves
 
 
@@ -259,21 +313,28 @@ def check(current_path: "str | Path", baseline_path: "str | Path", absolute: boo
     failed = [m for m in moves if m.failed]
     new = sorted(set(current["benchmarks"]) - set(baseline["benchmarks"]))
     for m in moves:
-        if not m.failed and (m.figure in MEMORY_FIGURES or absolute or m.figure.endswith("ratio")):
+        if not m.failed and (m.figure in MEMORY_FIGURES or absolute or m.figure == RATIO_FIGURE):
             print(f"ok: {m.line()}", file=out)
     for name in new:
         print(f"note: {name}: not in the baseline (not guarded)", file=out)
-    for pair, why in sorted(current.get("unguarded", {}).items()):
-        if pair in baseline.get("ratios", {}):
-            print(f"note: {pair}: time ratio not guarded on this machine: {why}", file=out)
+    rounds = current.get("ratio_rounds", {})
+    unguarded = current.get("unguarded", {})
+    for pair, why in sorted(unguarded.items()):
+        print(f"note: {pair}: {RATIO_FIGURE} not guarded ({rounds.get(pair, 'rounds not recorded')}): {why} "
+              "(its memory figures still are)", file=out)
+    for pair in sorted(set(current["ratios"]) - set(baseline.get("ratios", {}))):
+        print(f"note: {pair}: {RATIO_FIGURE} {_fmt(current['ratios'][pair])} ({rounds.get(pair)}) not in the "
+              "baseline (not guarded)", file=out)
     if absolute and baseline.get("machine") != current.get("machine"):
         print(f"note: --absolute across machines: baseline {baseline.get('machine')!r}, "
               f"current {current.get('machine')!r}", file=out)
     for m in failed:
         print(m.line(), file=out)
     n = len(baseline["benchmarks"])
+    checked = sum(m.figure == RATIO_FIGURE for m in moves)
     verdict = f"FAILED: {len(failed)} figure(s) moved past their limit" if failed else "passed"
-    print(f"guard {verdict} ({n} benchmarks, {len(baseline.get('ratios', {}))} ratios checked)", file=out)
+    print(f"guard {verdict} ({n} benchmarks' memory figures; {checked} time ratios checked, "
+          f"{len(unguarded)} not guarded)", file=out)
     return 1 if failed else 0
 
 
@@ -300,8 +361,10 @@ def main(argv: "list[str] | None" = None) -> int:
         if args.command == "check":
             return check(args.current, args.baseline, absolute=args.absolute)
         doc = write_baseline(args.current, args.out)
-        print(f"baseline: {len(doc['benchmarks'])} benchmarks, ratios "
-              + ", ".join(f"{p} {r:.3f}" for p, r in doc["ratios"].items()) + f" -> {args.out}")
+        print(f"baseline: {len(doc['benchmarks'])} benchmarks, guarded ratios "
+              + ", ".join(f"{p} {r:.3f} ({doc['ratio_rounds'][p]})" for p, r in doc["ratios"].items())
+              + (f"; not guarded: {', '.join(sorted(doc['unguarded']))}" if doc["unguarded"] else "")
+              + f" -> {args.out}")
         return 0
     except HarnessError as e:
         print(f"harness guards {args.command}: error: {e}", file=sys.stderr)
