@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast bench-nb201 bench-table1 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
+.PHONY: install lint test test-fast test-slow bench-nb201 bench-table1 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
 
 install: $(STAMP) ## create .venv: torch==2.13.0 (CPU build), then pip install -e '.[dev]'
 
@@ -23,13 +23,19 @@ lint: $(STAMP) ## ruff and the import-layering contract (part of make test)
 	.venv/bin/ruff check harness tests scripts
 	.venv/bin/lint-imports
 
-# tests/benchmarks are the regression guards: `make bench-ci` runs them (CI runs both targets).
-test: $(STAMP) lint ## lint, then every test but the regression guards
-	$(PY) -m pytest -q tests --ignore=tests/benchmarks
+# tests/benchmarks are the regression guards: `make bench-ci` runs them. The tests marked `slow` (the
+# few that cannot be made cheap) run in CI by `make test-slow`. TEST_WORKERS pytest-xdist workers
+# (one torch thread each, tests/conftest.py); TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST_TESTS := $(PY) -m pytest -q tests --ignore=tests/benchmarks -n $(TEST_WORKERS)
+test: $(STAMP) lint ## lint, then every test but the slow ones and the regression guards (2 workers, <= 6 min)
+	$(PYTEST_TESTS) -m "not slow"
 
-# The fast subset: everything but real training runs and multi-process searches.
-test-fast: $(STAMP) ## the tests without the slow ones (real training, multi-process searches)
-	$(PY) -m pytest -q tests --ignore=tests/benchmarks -m "not slow"
+test-fast: $(STAMP) ## the tests of make test without the lint
+	$(PYTEST_TESTS) -m "not slow"
+
+test-slow: $(STAMP) ## the tests marked slow (multi-process, kill and real-training end-to-end runs; CI runs them)
+	$(PYTEST_TESTS) -m slow
 
 # The main job: rank correlations (Tables 1/3), REA/random/TPE with the tabular Original proxy
 # (3 datasets x 10 seeds x 100 queries), the small real-training REA comparison Original vs

@@ -318,7 +318,9 @@ def test_real_benchmark_run_through_the_guard(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-enable",
                            f"--benchmark-json={out}", "--rootdir", str(tmp_path), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          # not as an xdist worker: pytest-benchmark turns itself off there
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+                               "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = load_current(out)
     tr = run["benchmarks"]["test_step[tr]"]
