@@ -72,14 +72,14 @@ BASELINE   := results/baselines/ci-cpu.json
 bench-ci: $(STAMP) ## memory/speed regression guards against results/baselines/ci-cpu.json
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider; \
-	tests=$$?; $(PY) -m harness.bench.guards check --current $(BENCH_JSON) --baseline $(BASELINE); \
+	tests=$$?; $(PY) -m harness.ci_guard check --current $(BENCH_JSON) --baseline $(BASELINE); \
 	guard=$$?; [ $$tests -eq 0 ] && [ $$guard -eq 0 ]
 
 # Rewrite the committed baseline on purpose (see docs/regression-guards.md for when).
 bench-baseline: $(STAMP) ## rewrite results/baselines/ci-cpu.json (only after an intended change)
 	@mkdir -p .benchmarks
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-json=$(BENCH_JSON) -p no:cacheprovider
-	$(PY) -m harness.bench.guards baseline --current $(BENCH_JSON) --out $(BASELINE)
+	$(PY) -m harness.ci_guard baseline --current $(BENCH_JSON) --out $(BASELINE)
 
 # Images/s of one batch-256 training step, Original vs Tr-Net-5-5, per precision/format mode ->
 # the throughput table and results/bench-train.md. Run it on a quiet machine (uptime load < 1).

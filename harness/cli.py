@@ -12,18 +12,18 @@ from harness.analysis.autotransfer import train_auto_transfer
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
 from harness.backbones.resnet import SHORTCUTS
-from harness.bench.definition import SCHEMAS, Definition, build_definition, load_definition
-from harness.bench.distributed import join
-from harness.bench.kinds import search as search_kind
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
 from harness.data.download import download
-from harness.methods.query.workers import FAULTS, Faults
+from harness.definition.schema import SCHEMAS, Definition, build_definition, load_definition
 from harness.progress import force_bars
 from harness.proxies import TABLE_PROXIES, ProxyContext, TrainSettings, parse_method
 from harness.proxies.training import PRETRAIN_HINT
+from harness.report.cka import write_run_figures
 from harness.report.refresh import refresh
 from harness.runinfo import default_device
+from harness.search.batch import join
+from harness.search.faults import FAULTS, Faults
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.tabular.nb201 import DATASETS
@@ -44,8 +44,12 @@ def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
 
 
 def _run(defn: Definition, args: argparse.Namespace) -> pd.DataFrame:
-    return run_benchmark(defn, args.results, progress=not getattr(args, "quiet", False),
-                         new_batch=getattr(args, "new_batch", False))
+    df = run_benchmark(defn, args.results, progress=not getattr(args, "quiet", False),
+                       new_batch=getattr(args, "new_batch", False), batch=getattr(args, "batch", None))
+    if defn.kind == "cka":  # the heatmaps of this run, drawn from the rows it wrote
+        for path in write_run_figures(df):
+            print(f"wrote {path}")
+    return df
 
 
 def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
@@ -68,17 +72,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     defs = [load_definition(p, full=args.full, overrides={k: v for k, v in overrides.items()
                                                           if v is not None and k in _keys_of(p)})
             for p in args.definitions]
-    if args.batch is not None and any(d.kind != "search" or d.get("storage") is None for d in defs):
-        raise HarnessError("--batch resumes search studies in a storage: every definition must be a search with "
-                           "--storage or a 'storage' key")
-    if args.batch is not None and args.new_batch:
-        raise HarnessError("--batch resumes a batch, --new-batch starts one: give at most one of them")
     for d in defs:
-        if args.batch is not None:  # resume: the studies exist; the definition must match theirs
-            ResultsStore(args.results).check_readable()
-            df = search_kind.run(d, ResultsStore(args.results), args.batch, not args.quiet)
-        else:
-            df = _run(d, args)
+        df = _run(d, args)
         if d.kind == "rank":
             _print_table(df, RANK_COLUMNS)
     _refresh(args.results)
@@ -87,9 +82,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     """Join a search study (or every study of a batch) in a shared storage until its budget is met."""
     faults = Faults(heartbeat_s=args.heartbeat, grace_s=args.grace, reconnect_s=args.reconnect)
-    if not 0 < faults.heartbeat_s < faults.grace_s or faults.reconnect_s < 0:
-        raise HarnessError(f"--heartbeat {args.heartbeat} / --grace {args.grace} / --reconnect {args.reconnect}: "
-                           "need 0 < heartbeat < grace and reconnect >= 0")
     for study, numbers in join(args.storage, args.study, args.results, progress=not args.quiet, faults=faults).items():
         print(f"worker: {study}: ran {len(numbers)} trials", flush=True)
 

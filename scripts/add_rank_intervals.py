@@ -24,12 +24,12 @@ import pandas as pd
 
 from harness import HarnessError
 from harness.analysis.rank import paired_rows, rank_proxy
+from harness.bench.kinds.rank_zero_cost import rank_scored, rankable
 from harness.bench.runner import new_batch_id
-from harness.bench.zero_cost import rank_scored, rankable
 from harness.proxies import GroundTruth, TableProxy, proxy_kind
-from harness.report.query import latest_batches
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
+from harness.store.tables import latest_batches
 
 INTERVAL = ("krocc_lo", "krocc_hi", "srocc_lo", "srocc_hi", "ci_level", "ci_resamples")
 

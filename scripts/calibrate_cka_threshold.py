@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from harness import HarnessError
-from harness.bench.definition import load_definition
+from harness.analysis.cka_table import read_cka
 from harness.bench.runner import run_benchmark
-from harness.report.cka import read_cka
+from harness.definition.schema import load_definition
 from harness.transfer.depth import CKA_ESTIMATORS, shape_compatible, strongest_paths, thresholds_choosing
 
 PAPER_I, REJECTED = 5, (10, 10)

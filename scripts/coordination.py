@@ -27,13 +27,13 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from harness.methods.query.workers import run_workers
 from harness.proxies import ProxyContext
 from harness.runinfo import run_record
+from harness.search.processes import run_workers
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
-OBJECTIVE = "harness.methods.query.search:worker_objective"
+OBJECTIVE = "harness.search.trials:worker_objective"
 
 
 def _admin(url: str, sql: str) -> None:

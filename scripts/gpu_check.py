@@ -41,14 +41,14 @@ from typing import Callable
 import torch
 
 from harness import HarnessError
-from harness.bench.definition import Definition, build_definition, load_definition
-from harness.bench.guards import write_baseline
 from harness.bench.runner import run_benchmark
+from harness.ci_guard import write_baseline
 from harness.data.datasets import load_dataset
-from harness.report.markdown import markdown_table
+from harness.definition.schema import Definition, build_definition, load_definition
 from harness.report.refresh import refresh
 from harness.runinfo import device_name, git_commit
 from harness.store.files import write_text
+from harness.store.markdown import markdown_table
 from harness.store.results import ResultsStore
 from harness.train.recipe import default_mode
 

@@ -20,9 +20,9 @@ from harness.backbones.resnet import build_backbone
 from harness.data.augment import batches
 from harness.data.datasets import load_dataset
 from harness.proxies.settings import TrainSettings
-from harness.report.markdown import markdown_table
 from harness.spaces import get_space
 from harness.store.files import write_text
+from harness.store.markdown import markdown_table
 from harness.train.loop import in_format, make_optimizer, prepare, training_loss
 from harness.transfer.splice import build_tr_net
 

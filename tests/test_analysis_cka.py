@@ -19,8 +19,9 @@ from harness.analysis.cka import (
     linear_cka_unbiased,
     unbiased_hsic,
 )
+from harness.analysis.cka_table import mean_matrix
 from harness.analysis.features import cka_against_reference, cka_between, collect_features, output_shapes
-from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
+from harness.report.heatmap import plot_cka_grid, plot_cka_heatmap
 
 FULL_FORMS = [linear_cka_gram, linear_cka_features, linear_cka]
 

@@ -10,9 +10,8 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.analysis.cka import linear_cka, linear_cka_unbiased
+from harness.analysis.cka_table import read_cka
 from harness.analysis.similarity import (
-    GRID_PNG,
-    MEAN_PNG,
     eval_batches,
     eval_images,
     load_cka,
@@ -22,6 +21,7 @@ from harness.analysis.similarity import (
     search_cells,
 )
 from harness.data.datasets import load_dataset
+from harness.report.cka import GRID_PNG, MEAN_PNG, SUMMARY_MD, write_cka_figures
 from harness.spaces.nb201 import encoding as space
 from harness.train.recipe import TrainConfig
 
@@ -111,7 +111,8 @@ def test_matrices_match_a_direct_cka_of_the_same_features(run, data, backbone):
     df = pd.read_parquet(one_batch.parquet_path)
     assert (df["source"] == str(out / "networks" / "net-1.pt")).all()
     assert (df["estimator"] == "unbiased_minibatch").all()
-    assert "unbiased HSIC" in one_batch.summary_path.read_text()
+    drawn = write_cka_figures(read_cka(one_batch.parquet_path), out / "again")
+    assert drawn[2] == out / "again" / SUMMARY_MD and "unbiased HSIC" in drawn[2].read_text()
 
 
 def test_reloaded_network_gives_the_same_matrix(run, data, backbone):
@@ -132,8 +133,9 @@ def test_load_cka_round_trips_the_parquet(run):
 
 def test_pngs_are_real_images_with_content(run):
     result, out = run
-    assert result.png_paths == [out / GRID_PNG, out / MEAN_PNG]
-    for path in result.png_paths:
+    pngs = write_cka_figures(read_cka(result.parquet_path), out)[:2]  # the report draws a run's rows
+    assert pngs == [out / GRID_PNG, out / MEAN_PNG]
+    for path in pngs:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(path) as image:
             image.load()

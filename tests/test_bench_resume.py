@@ -16,17 +16,17 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.bench.definition import build_definition, load_definition
-from harness.bench.distributed import create_studies
-from harness.bench.kinds.search import journal_path, unfinished_batch
 from harness.bench.runner import run_benchmark
-from harness.methods.query.faults import CLAIMED, FAULTS, RETRY_DEPTH, RETRY_OF
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import search_once
+from harness.definition.schema import build_definition, load_definition
+from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy
+from harness.search.batch import journal_path, unfinished_batch
+from harness.search.faults import CLAIMED, FAULTS, RETRY_DEPTH, RETRY_OF
+from harness.search.storage import optuna_storage
+from harness.search.studies import create_studies
+from harness.search.trials import search_once
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.store.storage import optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -1,6 +1,6 @@
 """The README and docs/ stay true to the code: every relative link resolves (anchors included),
 every ``make <target>`` and ``harness <subcommand>`` they name exists, the definitions page lists
-every kind and key of ``harness.bench.definition`` with its type and default, ``make help`` lists
+every kind and key of ``harness.definition.schema`` with its type and default, ``make help`` lists
 every Makefile target, and every CLI help ends with a runnable example.
 
 Commands are looked for in code only (fenced blocks and inline code spans), where they are meant
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench.definition import COMMON, DEFAULTS, KINDS, SCHEMAS
 from harness.cli import build_parser
+from harness.definition.schema import COMMON, DEFAULTS, KINDS, SCHEMAS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

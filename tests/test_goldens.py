@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from harness.backbones.pretrain import pretrain
-from harness.bench.definition import load_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import search_once
+from harness.definition.schema import load_definition
+from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy, train_candidate
+from harness.search.trials import search_once
 from harness.spaces import get_space
 from harness.train.recipe import BACKBONE, ORIGINAL, TR_NET
 

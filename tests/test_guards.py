@@ -12,7 +12,7 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
-from harness.bench.guards import FORMAT, bench_step, check, load_current, main, summarise
+from harness.ci_guard import FORMAT, bench_step, check, load_current, main, summarise
 from harness.measure.memory import step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
@@ -295,7 +295,7 @@ def test_guard_catches_a_splice_that_keeps_prefix_activations(tmp_path):
 
 BENCH_FILE = '''
 import pytest, torch
-from harness.bench.guards import bench_step
+from harness.ci_guard import bench_step
 from harness.spaces.nb201.network import NB201Network
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|nor_conv_3x3~2|"

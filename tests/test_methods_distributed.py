@@ -20,16 +20,16 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.bench.definition import build_definition
-from harness.bench.distributed import CONFIG, create_studies, join_study, study_names
-from harness.bench.kinds import search as search_kind
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import SCORE, search_once
-from harness.methods.query.workers import REAPED, RETRY_OF, Faults, reap_stale
+from harness.definition.schema import build_definition
+from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy
+from harness.search.batch import run_batch
+from harness.search.faults import REAPED, RETRY_OF, Faults, reap_stale
+from harness.search.storage import optuna_storage
+from harness.search.studies import CONFIG, create_studies, join_study, study_names
+from harness.search.trials import SCORE, search_once
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.store.storage import optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
@@ -188,7 +188,7 @@ def test_a_worker_without_its_database_gives_up_clearly_and_the_study_resumes(pg
 def test_rea_with_four_workers_on_postgres_matches_the_single_worker_statistics(pg_url, tmp_path):
     seeds, budget = 20, 25  # REA evolves from trial 11 (P = 10)
     defn = definition(budget, seeds=seeds, workers=4, storage=pg_url)
-    distributed = search_kind.run(defn, ResultsStore(tmp_path), "brea", progress=False)
+    distributed = run_batch(defn, ResultsStore(tmp_path), "brea", progress=False)
     assert len(distributed) == seeds and set(distributed["trials"]) == {budget}
     proxy = TableProxy("nb201-12ep-val", NB201, "cifar10")
     single = []

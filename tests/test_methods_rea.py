@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from harness import HarnessError
-from harness.methods.query.samplers import RegularizedEvolutionSampler, make_sampler
+from harness.methods.samplers import RegularizedEvolutionSampler, make_sampler
 from harness.proxies import TableProxy
 from harness.spaces import get_space, suggest
 from harness.tabular import get_table

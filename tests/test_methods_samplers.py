@@ -10,10 +10,10 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.methods.query.samplers import SAMPLERS, make_sampler
-from harness.methods.query.workers import run_workers
+from harness.methods.samplers import SAMPLERS, make_sampler
+from harness.search.processes import run_workers
+from harness.search.storage import optuna_storage
 from harness.spaces import SearchSpace, get_space, suggest
-from harness.store.storage import optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

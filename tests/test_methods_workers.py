@@ -6,18 +6,14 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import SCORE
-from harness.methods.query.workers import (
-    optimize_to_budget,
-    resolve_objective,
-    run_workers,
-    worker_seed,
-)
+from harness.methods.samplers import make_sampler
 from harness.proxies import ProxyContext, TableProxy
+from harness.search.loop import optimize_to_budget, worker_seed
+from harness.search.processes import resolve_objective, run_workers
+from harness.search.storage import optuna_storage
+from harness.search.trials import SCORE
 from harness.spaces import get_space, suggest
 from harness.store.results import ResultsStore
-from harness.store.storage import optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -25,7 +21,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # pytest puts tests/ on sys.path and spawn hands sys.path to the children.
 THIS = __name__
 NB201 = get_space("nb201")
-WORKER_OBJECTIVE = "harness.methods.query.search:worker_objective"
+WORKER_OBJECTIVE = "harness.search.trials:worker_objective"
 
 
 def worker_kwargs(root, run_id="rea-mw"):

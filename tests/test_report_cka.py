@@ -7,13 +7,12 @@ import pytest
 from PIL import Image
 
 from harness import HarnessError
-from harness.bench.definition import build_definition
+from harness.analysis.cka_table import LEGACY_ESTIMATOR, read_cka
+from harness.definition.schema import build_definition
 from harness.report.cka import (
     GRID_PNG,
-    LEGACY_ESTIMATOR,
     MEAN_PNG,
     SUMMARY_MD,
-    read_cka,
     splice_choice,
     write_cka_figures,
     write_cka_reports,

@@ -9,8 +9,10 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.report import leaderboard as lb
-from harness.report import plots, query
+from harness.report import plots
 from harness.report.refresh import refresh
+from harness.search import summary as search_summary
+from harness.store import tables
 from harness.store.results import ResultsStore
 
 OLD = "nb201-rea-20240101T000000-aaaaaa"
@@ -112,11 +114,11 @@ def test_latest_batch_by_timestamp_and_mean_std(results):
 
 def test_latest_batch_ids_fall_back_to_file_order():
     df = pd.DataFrame({"benchmark": ["x", "x", "x", "y"], "batch_id": ["x-late", "x-early", "x-early", "y-1"]})
-    assert query.latest_batch_ids(df) == {"x": "x-early", "y": "y-1"}
+    assert tables.latest_batch_ids(df) == {"x": "x-early", "y": "y-1"}
     stamped = pd.DataFrame({"benchmark": ["x", "x"], "batch_id": [NEW.replace("nb201-rea", "x"),
                                                                    OLD.replace("nb201-rea", "x")]})
-    assert query.latest_batch_ids(stamped) == {"x": NEW.replace("nb201-rea", "x")}
-    assert query.batch_time(NEW) == "20240102T000000" and query.batch_time("no-stamp") is None
+    assert tables.latest_batch_ids(stamped) == {"x": NEW.replace("nb201-rea", "x")}
+    assert tables.batch_time(NEW) == "20240102T000000" and tables.batch_time("no-stamp") is None
 
 
 def test_rank_section_latest_batch_paper_values_and_unbatched_rows(results):
@@ -168,7 +170,7 @@ def test_newer_interrupted_batch_is_noted_not_shown(results):
 
 def test_anytime_curves_track_best_by_proxy_with_ties_to_the_earlier():
     runs = pd.DataFrame(_runs(NEW, 0, [1, 3, 3, 2, 5], [10, 30, 31, 20, 50])).sample(frac=1, random_state=0)
-    curve = query.anytime_curves(runs)
+    curve = search_summary.anytime_curves(runs)
     assert curve["query"].tolist() == [1, 2, 3, 4, 5]
     assert curve["best_truth"].tolist() == [10, 30, 30, 30, 50]
 
@@ -230,8 +232,8 @@ def test_plot_memory_from_summaries_and_without_memory_figures(tmp_path):
 
 def test_real_tabular_benchmark_feeds_the_leaderboard(tmp_path):
     """The runner's real output (2 seeds x 12 queries of REA and random) is read as written."""
-    from harness.bench.definition import load_definition
     from harness.bench.runner import run_benchmark
+    from harness.definition.schema import load_definition
 
     root = Path(__file__).resolve().parents[1]
     defn = load_definition(root / "benchmarks" / "nb201-rea.toml",

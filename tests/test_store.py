@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from harness import HarnessError
-from harness.report.query import anytime_curves, best_by_proxy, summaries_from_runs, summarise_run
+from harness.search.storage import optuna_storage
+from harness.search.summary import anytime_curves, best_by_proxy, summaries_from_runs, summarise_run
 from harness.store.results import TABLES, ResultsStore
-from harness.store.storage import optuna_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS, ROWS = 20, 3

@@ -8,9 +8,9 @@ import optuna
 import pytest
 
 from harness.data.datasets import load_dataset
-from harness.methods.query.samplers import SAMPLERS, make_sampler
-from harness.methods.query.search import search_once
+from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import ProxyContext, TrainProxy, TrainSettings, make_proxy
+from harness.search.trials import search_once
 from harness.store.results import ResultsStore
 from harness.train.recipe import ORIGINAL
 

@@ -7,9 +7,9 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
-from harness.bench.context import run_meta
-from harness.bench.definition import Definition, build_definition
 from harness.bench.runner import run_benchmark
+from harness.definition.context import run_meta
+from harness.definition.schema import Definition, build_definition
 from harness.proxies import TrainSettings
 from harness.proxies.training import train_candidate
 from harness.spaces import get_space

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from harness import HarnessError
+from harness.analysis.cka_table import read_cka
 from harness.analysis.similarity import resolve_archs, run_cka
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import CifarResNet
 from harness.data.datasets import Dataset
 from harness.proxies.training import train_candidate
-from harness.report.cka import read_cka
 from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore

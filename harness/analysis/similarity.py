@@ -28,9 +28,10 @@ shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS sup
 
 Outputs in ``out_dir`` (each written atomically): the ``cka`` table in long form, one row per
 (network, cell, block) with provenance, the ``estimator`` and each layer's output shape
-(``cell_shape``, ``block_shape``: which pairs splice); ``cka_grid.png``, ``cka_mean.png`` and
-``cka_summary.md`` (:mod:`harness.report.cka`, which ``harness leaderboard`` also redraws). The mean is over the NB201 architectures only (the supernet is
-its own panel), NaN-aware: a cell without variance (an architecture whose cell output is always
+(``cell_shape``, ``block_shape``: which pairs splice). The report draws ``cka_grid.png``,
+``cka_mean.png`` and ``cka_summary.md`` from those rows (:mod:`harness.report.cka`, after a
+``harness cka`` / ``harness bench`` run and on every ``harness leaderboard``). The mean is over
+the NB201 architectures only (the supernet is its own panel), NaN-aware: a cell without variance (an architecture whose cell output is always
 zero) is NaN and left out of that square's mean.
 """
 from __future__ import annotations
@@ -45,13 +46,13 @@ import pandas as pd
 import torch
 
 from harness import HarnessError
+from harness.analysis.cka_table import cka_table, read_cka
 from harness.analysis.features import cka_against_reference, output_shapes
 from harness.backbones.checkpoint import load_backbone
 from harness.data.augment import batches
 from harness.data.datasets import Dataset, Split
 from harness.methods.oneshot.darts import SUPERNET_RECIPE, train_supernet
 from harness.proxies.training import train_network
-from harness.report.cka import GRID_PNG, MEAN_PNG, cka_table, read_cka, write_cka_figures
 from harness.runinfo import run_record
 from harness.spaces import get_space
 from harness.spaces.nb201 import encoding as space
@@ -62,7 +63,7 @@ from harness.train.recipe import ORIGINAL, TrainConfig
 from harness.transfer.depth import DEFAULT_ESTIMATOR, check_estimator
 
 SUPERNET = "supernet"
-__all__ = ["GRID_PNG", "MEAN_PNG", "CkaResult", "load_cka", "run_cka"]
+__all__ = ["CkaResult", "load_cka", "run_cka"]
 
 ArchSpec = Union[str, int, Path, Sequence[str]]
 
@@ -76,8 +77,6 @@ class CkaResult:
     names: list[str]          # "net-1", "net-2", ..., and "supernet"
     archs: list[str]          # NB201 string per network (the supernet's: its genotype)
     parquet_path: Path
-    png_paths: list[Path]     # [cka_grid.png, cka_mean.png]
-    summary_path: Path        # cka_summary.md
     estimator: str
 
 
@@ -198,7 +197,8 @@ def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str 
     (``build_supernet(**network)``), trained by the same first-order DARTS.
     Network k is trained with seed ``seed + k - 1``; ``keep_networks`` saves each trained one to
     ``out_dir/networks/net-k.pt`` (reusable in ``archs``). The rows (plus ``meta``) go to
-    ``store``'s ``cka`` table (default: a store rooted at ``out_dir``), the heatmaps to ``out_dir``.
+    ``store``'s ``cka`` table (default: a store rooted at ``out_dir``); the report draws them
+    (:func:`harness.report.cka.write_cka_figures`).
     """
     if not isinstance(train_cfg, TrainConfig):
         raise HarnessError(f"train_cfg: expected a TrainConfig, got {type(train_cfg).__name__}")
@@ -255,15 +255,14 @@ def run_cka(backbone_ckpt: "str | Path", archs, data: Dataset, *, out_dir: "str 
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet = (store or ResultsStore(out_dir)).append("cka", df)
     table = cka_table(df, str(parquet))
-    grid, mean_png, summary = write_cka_figures(table, out_dir)
     return CkaResult(matrices=list(matrices), mean=table.mean, names=table.names, archs=[n["arch"] for n in nets],
-                     parquet_path=parquet, png_paths=[grid, mean_png], summary_path=summary, estimator=estimator)
+                     parquet_path=parquet, estimator=estimator)
 
 
 def load_cka(path: "str | Path") -> tuple[list[str], list[np.ndarray], np.ndarray]:
     """Read CKA rows of :func:`run_cka` -> (network names, matrices, mean over the NB201 networks --
     or over all networks when there are only supernets). ``path``: one Parquet file, or a folder
     of parts (the store's ``cka`` table), of which the latest batch is used
-    (:func:`harness.report.cka.read_cka`, which also gives the estimator and the rows)."""
+    (:func:`harness.analysis.cka_table.read_cka`, which also gives the estimator and the rows)."""
     table = read_cka(path)
     return table.names, table.matrices, table.mean

@@ -1,1 +1,1 @@
-"""Benchmark definitions (``benchmarks/*.toml``) and the runner that executes them."""
+"""Running benchmark definitions: the runner, and one module per kind (``kinds/``)."""

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import HarnessError
-from harness.bench.definition import Definition
 from harness.bench.kinds import KIND_RESUMERS, KIND_RUNNERS
+from harness.definition.schema import Definition
 from harness.store.results import ResultsStore
 
 
@@ -24,13 +24,20 @@ def new_batch_id(name: str) -> str:
 
 
 def run_benchmark(defn: Definition, results: "str | Path" = "results", progress: bool = True,
-                  new_batch: bool = False) -> pd.DataFrame:
+                  new_batch: bool = False, batch: "str | None" = None) -> pd.DataFrame:
     """Run one validated definition; its rows go to the store under ``results``. An unfinished
-    batch of the same definition is resumed unless ``new_batch``."""
+    batch of the same definition is resumed unless ``new_batch``; ``batch`` resumes that batch of
+    studies in the definition's ``storage`` (a search's studies on a shared server)."""
+    if batch is not None and (defn.kind not in KIND_RESUMERS or defn.get("storage") is None):
+        raise HarnessError(f"{defn.source}: a batch id resumes search studies in a storage: the definition must be "
+                           "a search with --storage or a 'storage' key")
+    if batch is not None and new_batch:
+        raise HarnessError("--batch resumes a batch, --new-batch starts one: give at most one of them")
     store = ResultsStore(results)
     store.check_writable()  # an unwritable results folder or a corrupt part stops us before any work
     store.check_readable()
     if defn.kind not in KIND_RUNNERS:
         raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
-    resume = None if new_batch or defn.kind not in KIND_RESUMERS else KIND_RESUMERS[defn.kind](defn, store)
-    return KIND_RUNNERS[defn.kind](defn, store, resume or new_batch_id(defn.name), progress)
+    if batch is None and not new_batch and defn.kind in KIND_RESUMERS:
+        batch = KIND_RESUMERS[defn.kind](defn, store)
+    return KIND_RUNNERS[defn.kind](defn, store, batch or new_batch_id(defn.name), progress)

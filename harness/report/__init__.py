@@ -1,5 +1,6 @@
-"""Reports over the results tables: leaderboard (markdown), plots, CKA heatmaps.
+"""Reports over the results tables: leaderboard (markdown), plots, CKA heatmaps, Table 1.
 
-:mod:`~harness.report.query` is the query layer both the leaderboard and the plots read through;
-:func:`harness.report.refresh.refresh` rebuilds everything of a results folder.
+The top layer under the CLI: it only renders. It reads through :mod:`harness.store.tables` and the
+search rules of :mod:`harness.search.summary`; :func:`harness.report.refresh.refresh` rebuilds
+everything of a results folder.
 """

@@ -1,12 +1,12 @@
 """The ``cka`` table as figures (paper Figs. 1 and 2), drawn from its rows alone.
 
-:func:`read_cka` takes a table's latest batch back into matrices; :func:`write_cka_figures`
+:func:`harness.analysis.cka_table.read_cka` takes a table's latest batch back into matrices; :func:`write_cka_figures`
 draws ``cka_grid.png`` (one panel per network plus the mean), ``cka_mean.png`` (the mean alone,
 values written in the squares) and ``cka_summary.md`` (the mean's leading diagonal and the
 splice the transfer-depth rule picks at the estimator's calibrated threshold, outlined in red on
-the mean). The CKA run (:func:`harness.analysis.similarity.run_cka`) and ``harness leaderboard``
-(:func:`write_cka_reports`, for ``<results>/cka``) both draw through here, so a refresh redraws
-committed heatmaps exactly as a new run would.
+the mean). A CKA run's figures (:func:`write_run_figures`, called by the CLI after a ``cka`` kind)
+and ``harness leaderboard`` (:func:`write_cka_reports`, for ``<results>/cka``) both draw through
+here, so a refresh redraws committed heatmaps exactly as a new run would.
 
 Rows written before the ``estimator`` column existed came from the unbiased minibatch estimator
 (the only one then); rows without ``cell_shape`` / ``block_shape`` cannot say which pairs splice,
@@ -14,93 +14,23 @@ so their summary names no splice.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness import HarnessError
-from harness.report.heatmap import mean_matrix, plot_cka_grid, plot_cka_heatmap
-from harness.report.markdown import markdown_table, num
-from harness.report.query import batch_time
+from harness.analysis.cka_table import CkaTable, read_cka
+from harness.report.heatmap import plot_cka_grid, plot_cka_heatmap
 from harness.store.files import write_text
+from harness.store.markdown import markdown_table, num
 from harness.store.results import ResultsStore
 from harness.transfer.depth import choose_transfer_depth, default_threshold, shape_compatible, strongest_paths
 
 GRID_PNG, MEAN_PNG, SUMMARY_MD = "cka_grid.png", "cka_mean.png", "cka_summary.md"
 HEATMAPS = "cka-heatmaps"
-#: What rows without an ``estimator`` column were computed with.
-LEGACY_ESTIMATOR = "unbiased_minibatch"
 SPACE_LABELS = {"nb201": "NB201", "darts": "DARTS"}
 ESTIMATOR_LABELS = {"eq1": "Eq. (1), full data", "unbiased_minibatch": "unbiased HSIC, minibatch"}
-
-
-@dataclass(frozen=True)
-class CkaTable:
-    """One batch of CKA rows: a (cells x blocks) matrix per network, in row order, and their mean
-    (over the NB201 networks; over all networks when there are only supernets)."""
-
-    rows: pd.DataFrame
-    names: list[str]
-    kinds: list[str]
-    matrices: list[np.ndarray]
-    mean: np.ndarray
-    estimator: str
-
-    def first(self, column: str, default=None):
-        """A per-run column's value (the same on every row of the batch)."""
-        if column not in self.rows.columns or self.rows[column].isna().all():
-            return default
-        return self.rows[column].dropna().iloc[0]
-
-    def shapes(self) -> "tuple[list, list] | None":
-        """(cell shapes, block shapes) in order, or None for rows that do not record them."""
-        if not {"cell_shape", "block_shape"} <= set(self.rows.columns) or self.rows["cell_shape"].isna().any():
-            return None
-        first = self.rows[self.rows["network"] == self.names[0]]
-        cells = first.groupby("cell")["cell_shape"].first().sort_index().map(json.loads).tolist()
-        blocks = first.groupby("block")["block_shape"].first().sort_index().map(json.loads).tolist()
-        return cells, blocks
-
-
-def cka_table(df: pd.DataFrame, source: str) -> CkaTable:
-    """Rows of one CKA run -> :class:`CkaTable`; ``source`` names them in errors."""
-    missing = {"network", "kind", "cell", "block", "cka"} - set(df.columns)
-    if missing or df.empty:
-        raise HarnessError(f"CKA table {source}: not a harness CKA table (missing columns {sorted(missing)} or no rows)")
-    estimators = df["estimator"].dropna().unique().tolist() if "estimator" in df.columns else []
-    if len(estimators) > 1:
-        raise HarnessError(f"CKA table {source}: one batch mixes estimators {estimators}")
-    names, matrices, kinds = [], [], []
-    for name, part in df.groupby("network", sort=False):
-        table = part.pivot(index="cell", columns="block", values="cka").sort_index().sort_index(axis=1)
-        names.append(str(name))
-        matrices.append(table.to_numpy(dtype=np.float64))
-        kinds.append(str(part["kind"].iloc[0]))
-    archs_only = [m for m, k in zip(matrices, kinds) if k == "nb201"]
-    return CkaTable(rows=df, names=names, kinds=kinds, matrices=matrices, mean=mean_matrix(archs_only or matrices),
-                    estimator=estimators[0] if estimators else LEGACY_ESTIMATOR)
-
-
-def read_cka(path: "str | Path") -> CkaTable:
-    """One Parquet file, or a folder of parts (a store's ``cka`` table) -> its latest batch (by the
-    batch id's time stamp, then file order); rows without a batch id only when none has one."""
-    path = Path(path)
-    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
-    if not files or not all(f.is_file() for f in files):
-        raise HarnessError(f"CKA table {path}: no such file (or no part-*.parquet in the folder)")
-    try:
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    except Exception as exc:  # pyarrow raises several kinds for a non-Parquet file
-        raise HarnessError(f"CKA table {path}: not a readable Parquet file ({type(exc).__name__})") from None
-    if "batch_id" in df.columns and df["batch_id"].notna().any():
-        ids = df["batch_id"].dropna()
-        last_row = {b: i for i, b in zip(ids.index, ids)}
-        latest = max(last_row, key=lambda b: (batch_time(b) or "", last_row[b]))
-        df = df[df["batch_id"] == latest].reset_index(drop=True)
-    return cka_table(df, str(path))
 
 
 def splice_choice(table: CkaTable) -> "tuple[object | None, str]":
@@ -183,3 +113,9 @@ def write_cka_reports(results_dir: "str | Path") -> list[Path]:
     if not store.parts("cka"):
         return []
     return write_cka_figures(read_cka(store.path("cka")), Path(results_dir) / HEATMAPS)
+
+
+def write_run_figures(runs: pd.DataFrame) -> list[Path]:
+    """The figures of a ``cka`` kind's run: one row per dataset naming the Parquet ``part`` it wrote
+    and the ``out`` folder its figures go to."""
+    return [path for part, out in zip(runs["part"], runs["out"]) for path in write_cka_figures(read_cka(part), out)]

@@ -15,7 +15,6 @@ atomically through :func:`harness.store.files.write_png`.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from harness import HarnessError
+from harness.analysis.cka_table import as_matrix, mean_matrix
 from harness.store.files import write_png
 
 #: Write values into the squares only up to this many rows/columns (beyond, text is unreadable).
@@ -40,13 +40,6 @@ _INCHES_PER_ANNOTATED_SQUARE = 0.55
 def _annotation_size(side: int) -> float:
     """Font size (pt) of the values in a matrix whose longer side is ``side``."""
     return 9.0 if side <= 8 else 7.5 if side <= 12 else 7.0
-
-
-def _as_matrix(matrix, name: str) -> np.ndarray:
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.ndim != 2 or m.size == 0:
-        raise HarnessError(f"{name}: a CKA matrix must be 2-D and non-empty, got shape {m.shape}")
-    return m
 
 
 def _ticks(n: int) -> list[int]:
@@ -94,7 +87,7 @@ def plot_cka_heatmap(matrix, path, *, row_label: str = "cell", col_label: str = 
     ``annotate`` writes each value when both sides have at most ``ANNOTATE_MAX_SIDE`` entries;
     ``mark=(i, j)`` outlines one pair in red (e.g. an automatically chosen transfer depth).
     """
-    m = _as_matrix(matrix, "heatmap")
+    m = as_matrix(matrix, "heatmap")
     rows, cols = m.shape
     annotate = annotate and max(rows, cols) <= ANNOTATE_MAX_SIDE
     square = _INCHES_PER_ANNOTATED_SQUARE if annotate and max(rows, cols) > 8 else _INCHES_PER_SQUARE
@@ -103,19 +96,6 @@ def plot_cka_heatmap(matrix, path, *, row_label: str = "cell", col_label: str = 
     image = _draw(ax, m, row_label=row_label, col_label=col_label, title=title, annotate=annotate, mark=mark)
     fig.colorbar(image, ax=ax, label="CKA", fraction=0.04, pad=0.02)
     return write_png(fig, path, dpi=150)
-
-
-def mean_matrix(matrices: Sequence) -> np.ndarray:
-    """Element-wise mean over networks, ignoring NaN (a layer without variance in one network)."""
-    stack = [_as_matrix(m, f"matrix {k}") for k, m in enumerate(matrices)]
-    if not stack:
-        raise HarnessError("heatmap: no matrices to average")
-    shapes = {m.shape for m in stack}
-    if len(shapes) != 1:
-        raise HarnessError(f"heatmap: cannot average CKA matrices of different shapes {sorted(shapes)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN squares stay NaN
-        return np.nanmean(np.stack(stack), axis=0)
 
 
 def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] = None,
@@ -129,7 +109,7 @@ def plot_cka_grid(matrices: Sequence, path, *, titles: Optional[Sequence[str]] =
     layout (4 panels: 2 x 2). Values are written only in panels of at most
     ``GRID_ANNOTATE_MAX_SIDE`` rows and columns.
     """
-    mats = [_as_matrix(m, f"matrix {k}") for k, m in enumerate(matrices)]
+    mats = [as_matrix(m, f"matrix {k}") for k, m in enumerate(matrices)]
     if not mats:
         raise HarnessError("heatmap grid: no matrices given")
     titles = list(titles) if titles is not None else [f"network {k + 1}" for k in range(len(mats))]

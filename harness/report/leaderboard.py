@@ -1,8 +1,8 @@
 """The leaderboard: ``results/leaderboard.md`` from the results tables (:mod:`harness.store.results`).
 
-Reads, through :func:`harness.report.query.read_results`, the tables runs, summary, rank, train,
+Reads, through :func:`harness.store.tables.read_results`, the tables runs, summary, rank, train,
 memory and throughput (any may be empty). Every benchmark is shown by its latest batch only
-(:func:`harness.report.query.latest_batches`); rank rows without a batch id (written before every
+(:func:`harness.store.tables.latest_batches`); rank rows without a batch id (written before every
 row carried one) keep the last row per dataset x proxy x selection.
 
 Sections:
@@ -31,10 +31,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from harness.report.markdown import ci, markdown_table, mb, num, pm, ratio, seconds
 from harness.report.oneshot import oneshot_section
 from harness.report.proxies import proxies_section
-from harness.report.query import (
+from harness.report.reference import NB201_REA, PAPER_MEMORY, PAPER_METHOD, paper_rank
+from harness.search.summary import search_results
+from harness.stats import Interval, mean_difference, mean_interval, verdict
+from harness.store.files import write_text
+from harness.store.markdown import ci, markdown_table, mb, num, pm, ratio, seconds
+from harness.store.tables import (
     RANK_KEY,
     REPORT_TABLES,
     SAMPLER_ORDER,
@@ -42,12 +46,8 @@ from harness.report.query import (
     latest_batches,
     order_values,
     read_results,
-    search_results,
     sort_preferred,
 )
-from harness.report.reference import NB201_REA, PAPER_MEMORY, PAPER_METHOD, paper_rank
-from harness.stats import Interval, mean_difference, mean_interval, verdict
-from harness.store.files import write_text
 from harness.tabular.nb201 import DATASETS
 
 LEADERBOARD = "leaderboard.md"

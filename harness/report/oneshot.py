@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.report.markdown import markdown_table, mb, num, pm, seconds
-from harness.report.query import latest_batches, order_values, read_results
 from harness.report.reference import DARTSPT_TABLE4, DARTSPT_TABLE5
 from harness.store.files import write_png
+from harness.store.markdown import markdown_table, mb, num, pm, seconds
+from harness.store.tables import latest_batches, order_values, read_results
 from harness.tabular.nb201 import DATASETS
 
 MEMORY_PLOT = "oneshot_memory.png"

@@ -4,7 +4,7 @@ Drawn with matplotlib's object API on the Agg canvas (no pyplot global state) an
 atomically through :func:`harness.store.files.write_png`. Bands and error bars are
 mean ± population std (ddof 0) over seeds or runs, as in the leaderboard, and each figure says
 over what; only results of one benchmark share an axis. Rows come from the
-results store through :mod:`harness.report.query`, which also defines the best-by-proxy rule the
+results store through :mod:`harness.store.tables`; :mod:`harness.search.summary` defines the best-by-proxy rule the
 anytime curves follow.
 """
 from __future__ import annotations
@@ -18,16 +18,9 @@ from matplotlib.figure import Figure
 from harness import HarnessError
 from harness.report.oneshot import write_oneshot_plots
 from harness.report.proxies import write_proxy_plot
-from harness.report.query import (
-    SAMPLER_ORDER,
-    anytime_curves,
-    col,
-    latest_batches,
-    order_values,
-    read_results,
-    search_results,
-)
+from harness.search.summary import anytime_curves, search_results
 from harness.store.files import write_png
+from harness.store.tables import SAMPLER_ORDER, col, latest_batches, order_values, read_results
 from harness.tabular.nb201 import DATASETS
 
 ANYTIME = "rea_anytime.png"

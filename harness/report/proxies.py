@@ -3,7 +3,7 @@
 One row per benchmark x dataset x proxy over random architectures (selections ``random-<n>`` and
 ``all-<n>``; top-k rows stay in the rank section): n, KROCC, SROCC (mean ± std over draws where
 there are several), seconds per architecture (zero-cost proxies: measured alone, see
-:mod:`harness.bench.zero_cost`; trained proxies: a training run; table proxies: a look-up, no
+:mod:`harness.bench.kinds.rank_zero_cost`; trained proxies: a training run; table proxies: a look-up, no
 cost shown), device, and the published Spearman's rho of Abdelfattah et al. (ICLR 2021, all
 15,625 NB201 architectures, ground truth = the cifar10-valid run; :mod:`harness.report.reference`).
 
@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.report.markdown import markdown_table, num, pm, seconds
-from harness.report.query import RANK_KEY, col, latest_batches, read_results, sort_preferred
 from harness.report.reference import published_srocc
 from harness.store.files import write_png
+from harness.store.markdown import markdown_table, num, pm, seconds
+from harness.store.tables import RANK_KEY, col, latest_batches, read_results, sort_preferred
 from harness.tabular.nb201 import DATASETS
 
 PLOT = "proxies.png"

@@ -20,11 +20,11 @@ from matplotlib.figure import Figure
 
 from harness import HarnessError
 from harness.proxies.settings import TRAIN_DATASET
-from harness.report.markdown import markdown_table
-from harness.report.query import col, latest_batches, read_results
 from harness.report.reference import PAPER_MEMORY, PAPER_RANK
 from harness.stats import LEVEL, RESAMPLES, paired_rank_difference
 from harness.store.files import write_png, write_text
+from harness.store.markdown import markdown_table
+from harness.store.tables import col, latest_batches, read_results
 from harness.tabular.nb201 import NB201Table
 
 ORIGINAL, TRNET = "original", "tr-net-5-5"

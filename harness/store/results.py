@@ -48,7 +48,7 @@ _SPECS = (
               "proxy value, 200-epoch ground truth, wall_s, cum_wall_s, peak_bytes, device, commit, version_*"),
     TableSpec("summary", "summary", ("benchmark", "dataset", "best_ground_truth"),
               "one row per search run: the best-by-proxy architecture and what it reaches "
-              "(harness.report.query.summarise_run)"),
+              "(harness.search.summary.summarise_run)"),
     TableSpec("rank", "rank", ("dataset", "proxy", "selection", "krocc", "srocc"),
               "one row per dataset x proxy x selection: KROCC / SROCC vs the 200-epoch test accuracy "
               "(paper Tables 1 and 3); batch_id, benchmark, n, draws, *_std"),
@@ -63,7 +63,7 @@ _SPECS = (
               "one row per architecture x method of a timed training step: method, images_per_s; optional "
               "selection, mode, arch_str, batch_size, median_step_s, device, benchmark, batch_id"),
     TableSpec("speed", "speed", ("measure", "mode"),
-              "one row per measurement of harness.bench.speed: measure 'eval_cache' (per architecture: Tr-Net "
+              "one row per measurement of harness.bench.kinds.throughput_speed: measure 'eval_cache' (per architecture: Tr-Net "
               "evaluation on the valid split, plain_s vs cached_s medians, speedup, fill_s, identical accuracies) "
               "or 'concurrent' (per K: images_per_s of K candidates training at once on one device)"),
     TableSpec("zero_cost", "zero_cost", ("proxy", "arch_str", "value"),

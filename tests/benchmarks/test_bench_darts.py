@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.bench.guards import bench_step
+from harness.ci_guard import bench_step
 from harness.measure.memory import saved_tensor_bytes
 from harness.spaces import get_space
 from harness.transfer.splice import build_tr_supernet

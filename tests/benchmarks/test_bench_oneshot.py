@@ -1,6 +1,6 @@
 """One training step of the NB201 DARTS supernet vs Tr-Supernet-5-5 at the paper's Fig. 6 batch
 size (128), as a guarded pair: bytes saved for backward exactly, the Tr/Original step-time ratio
-with interleaved rounds (:func:`harness.bench.guards.bench_step`). The paper allocates 2.2x less
+with interleaved rounds (:func:`harness.ci_guard.bench_step`). The paper allocates 2.2x less
 memory with the Tr-Supernet; the test requires >= 2.0x of saved-for-backward bytes.
 
 On the CPU a batch-128 supernet step takes seconds (7 s Original, 3.5 s Tr on one thread), too
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.bench.guards import MIN_RATIO_ROUNDS, MIN_WARMUP_ROUNDS, bench_step
+from harness.ci_guard import MIN_RATIO_ROUNDS, MIN_WARMUP_ROUNDS, bench_step
 from harness.measure.memory import saved_tensor_bytes
 from harness.spaces.nb201.supernet import NB201Supernet
 from harness.transfer.splice import build_tr_supernet

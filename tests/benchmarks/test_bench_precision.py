@@ -1,11 +1,11 @@
 """One training step in fp32 (contiguous) vs the fast mode (bf16 autocast + channels_last) on the
 all-conv NB201 architecture: the guard pair ``cpu/fast-vs-fp32`` (role original = fp32, role tr =
 fast) covers the fast mode's saved-for-backward bytes and its step-time ratio vs fp32, measured
-with interleaved rounds (:func:`harness.bench.guards.bench_step`); on a CPU without native bf16
+with interleaved rounds (:func:`harness.ci_guard.bench_step`); on a CPU without native bf16
 only the bytes are guarded. Random-init weights."""
 import torch
 
-from harness.bench.guards import bench_step
+from harness.ci_guard import bench_step
 from harness.measure.memory import step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network

@@ -4,9 +4,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import search_once
+from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy
+from harness.search.trials import search_once
 from harness.spaces import get_space, suggest
 
 SPACE = get_space("nb201")

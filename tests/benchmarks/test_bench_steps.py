@@ -1,7 +1,7 @@
 """One training step (forward, backward, SGD step) of Original vs Tr-Net-5-5 and of the NB201
 supernet vs Tr-Supernet-5-5 (paper Sec. 3.2, Table 2), with their deterministic memory figures.
 
-Guarded by ``harness.bench.guards`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
+Guarded by ``harness.ci_guard`` against ``results/baselines/ci-cpu.json``: saved-for-backward bytes
 and parameter counts exactly (1%), each pair's Tr/Original step-time ratio, measured with
 interleaved rounds in the Tr benchmark (15%).
 Random-init weights: neither cost depends on weight values. The CUDA variant adds the step's
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.bench.guards import bench_step
+from harness.ci_guard import bench_step
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network
 from harness.spaces.nb201.supernet import NB201Supernet

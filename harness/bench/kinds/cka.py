@@ -3,8 +3,9 @@
 Trains ``archs`` random architectures (or takes ``arch_list``: strings, indices or network
 checkpoints) with the Original recipe (``train.epochs.original``, default 12) and, with
 ``supernet``, a first-order DARTS supernet; CKA by ``estimator`` (``eq1``, the paper's Eq. (1),
-default; or ``unbiased_minibatch``); rows go to the ``cka`` table, heatmaps to ``out``
-(default ``<results>/cka-heatmaps``, beside the ``cka`` table's folder, which holds only its parts).
+default; or ``unbiased_minibatch``); rows go to the ``cka`` table. One row per dataset comes back:
+the part written and ``out``, where the CLI has the report draw its heatmaps (default
+``<results>/cka-heatmaps``, beside the ``cka`` table's folder, which holds only its parts).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.similarity import run_cka
-from harness.bench.context import proxy_context, run_meta, train_settings
-from harness.bench.definition import Definition
+from harness.definition.context import proxy_context, run_meta, train_settings
+from harness.definition.schema import Definition
 from harness.store.results import ResultsStore
 
 
@@ -38,6 +39,6 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
             print(f"{name}: {arch}")
         print(f"estimator: {r.estimator}")
         print("mean CKA on the diagonal: " + " ".join(f"{r.mean[k, k]:.2f}" for k in range(min(r.mean.shape))))
-        print(f"wrote {r.parquet_path}\nwrote " + "\nwrote ".join(map(str, [*r.png_paths, r.summary_path])))
-        frames.append(pd.DataFrame({"dataset": [ds], "part": [str(r.parquet_path)]}))
+        print(f"wrote {r.parquet_path}")
+        frames.append(pd.DataFrame({"dataset": [ds], "part": [str(r.parquet_path)], "out": [str(out)]}))
     return pd.concat(frames, ignore_index=True)

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.bench.context import backbone_settings, run_meta
-from harness.bench.definition import Definition
+from harness.definition.context import backbone_settings, run_meta
+from harness.definition.schema import Definition
 from harness.measure.memory import step_figures
 from harness.runinfo import default_device, device_name
 from harness.spaces import get_space

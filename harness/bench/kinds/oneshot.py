@@ -20,8 +20,8 @@ import json
 import pandas as pd
 import torch
 
-from harness.bench.context import proxy_context, run_meta
-from harness.bench.definition import Definition
+from harness.definition.context import proxy_context, run_meta
+from harness.definition.schema import Definition
 from harness.measure.memory import step_figures
 from harness.methods.oneshot.bilevel import SearchConfig, make_optimizers, search_step
 from harness.methods.oneshot.dartspt import build_search_supernet, config_from_table, dartspt_search, parse_supernet

@@ -9,7 +9,7 @@ once, and table proxies are ranked on the trained architectures too. On a CPU th
 proxies take turns architecture by architecture (Original then Tr-Net on one architecture, then
 the next), so a machine's changing load falls on both alike and an interrupted run has trained
 both on the same architectures; ``recorded:`` proxies make a rerun train only what is missing.
-Zero-cost proxies are scored on ``sample`` random architectures (:mod:`harness.bench.zero_cost`).
+Zero-cost proxies are scored on ``sample`` random architectures (:mod:`harness.bench.kinds.rank_zero_cost`).
 
 Every rank row carries its 95% bootstrap interval (:mod:`harness.analysis.rank`), and every proxy
 ranked on the same architectures as ``compare_to`` (default: the first proxy) gets a paired row
@@ -22,9 +22,9 @@ import pandas as pd
 
 from harness import HarnessError
 from harness.analysis.rank import RankResult, paired_rows, rank_proxy, top_k
-from harness.bench.context import proxy_context, run_meta
-from harness.bench.definition import Definition
-from harness.bench.zero_cost import rank_zero_cost
+from harness.bench.kinds.rank_zero_cost import rank_zero_cost
+from harness.definition.context import proxy_context, run_meta
+from harness.definition.schema import Definition
 from harness.progress import bar as progress_bar
 from harness.progress import finished
 from harness.proxies import GroundTruth, Score, TableProxy, make_proxy, proxy_kind

@@ -7,7 +7,7 @@ their ratios stay meaningful; images/s = batch size / median step time. Every mo
 from the same weights, and each mode gets its own copy of the backbone (channels_last converts
 parameters in place). ``threads = 0`` keeps torch's setting. With ``cache_archs`` / ``concurrency``
 it also measures the prefix feature cache's speed-up of Tr-Net evaluation and images/s with K
-candidates at once (:mod:`harness.bench.speed`; rows in the ``speed`` table, sections appended).
+candidates at once (:mod:`harness.bench.kinds.throughput_speed`; rows in the ``speed`` table, sections appended).
 """
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import pandas as pd
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.bench.context import backbone_settings, run_meta
-from harness.bench.definition import Definition
 from harness.bench.kinds.memory import candidates
-from harness.bench.speed import concurrent_rows, eval_cache_rows
-from harness.bench.speed import summary as speed_summary
+from harness.bench.kinds.throughput_speed import concurrent_rows, eval_cache_rows
+from harness.bench.kinds.throughput_speed import summary as speed_summary
 from harness.data.datasets import load_dataset
-from harness.report.markdown import markdown_table
+from harness.definition.context import backbone_settings, run_meta
+from harness.definition.schema import Definition
 from harness.runinfo import default_device, device_name
 from harness.spaces import get_space
 from harness.store.files import write_text
+from harness.store.markdown import markdown_table
 from harness.store.results import ResultsStore
 from harness.train.loop import training_step
 from harness.train.recipe import ORIGINAL, default_mode

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.rank import correlations
-from harness.bench.context import proxy_context, run_meta
-from harness.bench.definition import Definition
+from harness.definition.context import proxy_context, run_meta
+from harness.definition.schema import Definition
 from harness.proxies import make_proxy
 from harness.store.results import ResultsStore
 from harness.tabular import get_table, table_spaces

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import optuna
 
 from harness import HarnessError
-from harness.methods.query.samplers.rea import RegularizedEvolutionSampler
+from harness.methods.samplers.rea import RegularizedEvolutionSampler
 from harness.spaces import SearchSpace
 
 

@@ -1,16 +1,18 @@
-"""Kind ``search``: Optuna query searches (paper Sec. 4.2, Fig. 4; NB201 paper Table 5).
+"""A search batch: the one entry point of ``harness bench`` (kind ``search``) and ``harness worker``.
+
+Kind ``search`` runs Optuna searches (paper Sec. 4.2, Fig. 4; NB201 paper Table 5).
 
 For every dataset x proxy x sampler x seed one study of ``budget`` trials; one ``runs`` row per
 trial and one ``summary`` row per study (the best-by-proxy candidate and its ground truth).
 Every study lives in an Optuna storage, the record a crashed or interrupted batch resumes from:
 ``storage`` (a PostgreSQL / MySQL URL or a journal file, shared with workers on other machines,
-:mod:`harness.bench.distributed`) or, by default, one journal file per batch under
+:mod:`harness.search.studies`) or, by default, one journal file per batch under
 ``results/journals/``, removed once every study of the batch has its rows and summary.
 
 Running the same definition again (same content, overrides and results folder) resumes its latest
 unfinished batch instead of starting a new one: the definition stored with the studies must equal
 this one (``--new-batch`` starts a new batch anyway). The trials a crash left running are failed
-and their candidates evaluated again once (:mod:`harness.methods.query.faults`), so the batch
+and their candidates evaluated again once (:mod:`harness.search.faults`), so the batch
 ends with exactly its budget of trials. With ``workers = 1`` and one worker per study the trials
 are those of a single in-memory Optuna study with the same seed.
 """
@@ -25,23 +27,26 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.bench.context import proxy_context
-from harness.bench.definition import Definition
-from harness.bench.distributed import (
+from harness.definition.context import proxy_context
+from harness.definition.schema import Definition
+from harness.proxies import proxy_kind, proxy_method
+from harness.search.faults import FAULTS, Faults
+from harness.search.loop import FINALISED
+from harness.search.processes import run_processes
+from harness.search.storage import journal_lock_paths, optuna_storage, redact
+from harness.search.studies import (
     CONFIG,
     RUN,
     create_studies,
+    join_studies,
     join_study,
     runs_of,
     study_config,
     study_meta,
     write_rows,
 )
-from harness.methods.query.workers import FINALISED, run_processes
-from harness.proxies import proxy_kind, proxy_method
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.store.storage import journal_lock_paths, optuna_storage, redact
 
 JOURNALS = "journals"
 
@@ -113,7 +118,7 @@ def _print_groups(defn: Definition, summaries: pd.DataFrame, wall_s: float) -> N
     print(f"{defn.name}: {len(summaries)} studies done in {wall_s:.1f} s", flush=True)
 
 
-def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
+def run_batch(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
     """Create (or resume) every study of the batch, run them with ``workers`` local workers per
     study (others may join from any machine with ``harness worker``); finalisers write the rows."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -132,7 +137,7 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
             for name in names:
                 join_study(storage, name, str(store.root), progress=progress, index=0)
         else:  # every local worker walks the batch's studies in order
-            run_processes(defn["workers"], "harness.bench.distributed:join_process",
+            run_processes(defn["workers"], "harness.search.studies:join_process",
                           {"storage_url": storage, "name": batch_id, "results": str(store.root)}, timeout_s=7 * 86400,
                           torch_free=all(proxy_kind(p) == "table" for p in defn["proxies"]))
     except KeyboardInterrupt:
@@ -149,3 +154,14 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
     if own_journal:
         _remove_journal(Path(storage))
     return mine
+
+
+def join(storage_url: str, name: str, results: str = "results", *, progress: bool = False,
+         faults: Faults = FAULTS) -> dict[str, list[int]]:
+    """``harness worker``: work on a study, or on every study of a batch in run order, from any
+    machine; study -> the numbers of the trials this worker ran."""
+    if not 0 < faults.heartbeat_s < faults.grace_s or faults.reconnect_s < 0:
+        raise HarnessError(f"heartbeat {faults.heartbeat_s:g} s / grace {faults.grace_s:g} s / reconnect "
+                           f"{faults.reconnect_s:g} s: need 0 < heartbeat < grace and reconnect >= 0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return join_studies(storage_url, name, results, progress=progress, faults=faults)

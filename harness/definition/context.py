@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from harness.backbones.pretrain import BackboneSettings
-from harness.bench.definition import Definition
+from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, TrainSettings, proxy_kind
 from harness.runinfo import run_record
 from harness.spaces import get_space

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.rank import RankResult, rank_proxy
-from harness.bench.definition import Definition
+from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, make_proxy
 from harness.proxies.settings import TRAIN_DATASET
 from harness.proxies.zero_cost import image_family

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from harness.data.datasets import Dataset
-from harness.report.markdown import markdown_table
 from harness.spaces import SearchSpace
+from harness.store.markdown import markdown_table
 from harness.train.loop import evaluate, prepare, training_step
 from harness.train.recipe import ORIGINAL, TrainConfig
 from harness.train.schedule import run_concurrently

@@ -1,4 +1,5 @@
-"""Search studies in a shared Optuna storage: created by ``harness bench``, joined by ``harness worker``.
+"""Search studies in a shared Optuna storage: created by ``harness bench``, joined by ``harness worker``
+(both through :mod:`harness.search.batch`).
 
 One study per (batch, dataset, proxy, sampler, seed), named by the run id
 ``<batch_id>/<dataset>/<proxy>/<sampler>/s<seed>``. The study carries everything a worker needs as
@@ -27,15 +28,16 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.bench.context import proxy_context, run_meta
-from harness.bench.definition import Definition, build_definition
-from harness.methods.query.samplers import make_sampler
-from harness.methods.query.search import evaluate_trial, trial_row, with_cumulative
-from harness.methods.query.workers import FAULTS, Faults, optimize_to_budget, worker_seed
+from harness.definition.context import proxy_context, run_meta
+from harness.definition.schema import Definition, build_definition
+from harness.methods.samplers import make_sampler
 from harness.proxies import make_proxy
-from harness.report.query import summarise_run
+from harness.search.faults import FAULTS, Faults
+from harness.search.loop import optimize_to_budget, worker_seed
+from harness.search.storage import StudyLock, load_study, optuna_storage
+from harness.search.summary import summarise_run
+from harness.search.trials import evaluate_trial, trial_row, with_cumulative
 from harness.store.results import ResultsStore
-from harness.store.storage import StudyLock, load_study, optuna_storage
 
 CONFIG, RUN = "harness:config", "harness:run"
 #: Definition keys that may differ between the machines of one study.
@@ -198,13 +200,13 @@ def join_study(storage_url: str, study_name: str, results: str, *, progress: boo
                               finalise=finalise, faults=faults, timings=timings)
 
 
-def join(storage_url: str, name: str, results: str = "results", *, progress: bool = False,
-         faults: Faults = FAULTS, index: "int | None" = None) -> dict[str, list[int]]:
+def join_studies(storage_url: str, name: str, results: str = "results", *, progress: bool = False,
+                 faults: Faults = FAULTS, index: "int | None" = None) -> dict[str, list[int]]:
     """Work on a study, or on every study of a batch in run order: study -> trial numbers run."""
     return {s: join_study(storage_url, s, results, progress=progress, faults=faults, index=index)
             for s in study_names(storage_url, name)}
 
 
 def join_process(index: int, **kwargs) -> dict[str, list[int]]:
-    """Entry point of a local worker process started by the search kind."""
-    return join(index=index, **kwargs)
+    """Entry point of a local worker process started by :func:`harness.search.batch.run_batch`."""
+    return join_studies(index=index, **kwargs)

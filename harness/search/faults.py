@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.store.storage import CONNECTION_ERRORS, LockLost
+from harness.search.storage import CONNECTION_ERRORS, LockLost
 
 BEAT, CLAIMED, REAPED, RETRY_OF, RETRY_DEPTH = ("harness:beat", "harness:value", "harness:reaped",
                                                 "harness:retry_of", "harness:retry_depth")

@@ -11,8 +11,8 @@ from typing import Any, Callable
 import optuna
 import pandas as pd
 
-from harness.methods.query.faults import RETRY_OF
 from harness.proxies import Proxy, ProxyContext, make_proxy
+from harness.search.faults import RETRY_OF
 from harness.spaces import SearchSpace, suggest
 from harness.store.results import ResultsStore
 

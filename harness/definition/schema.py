@@ -26,7 +26,7 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 ``batch_size``, ``steps``, ``threads``, ``i``, ``j``, ``modes`` (recipe.MODES),
                 ``methods`` (original, tr-net); optionally the prefix feature cache's speed-up of
                 Tr-Net evaluation (``cache_archs``, ``cache_modes``, ``cache_rounds``) and images/s
-                with K candidates at once (``concurrency``: the K values), :mod:`harness.bench.speed`.
+                with K candidates at once (``concurrency``: the K values), :mod:`harness.bench.kinds.throughput_speed`.
 ``cka``         CKA of backbone blocks vs candidate cells (paper Figs. 1/2): ``archs`` (random
                 count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``, ``estimator``,
                 ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``, else one
@@ -50,7 +50,7 @@ from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
 from harness.data.sources import NAMED_SOURCES
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
-from harness.methods.query.samplers import SAMPLERS, make_sampler
+from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names

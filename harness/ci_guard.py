@@ -14,8 +14,8 @@ compact summary (the committed baseline format) and compares a run against a bas
 * absolute medians only with ``--absolute`` (a baseline from the same machine); pytest-benchmark's
   own ``--benchmark-compare-fail=median:15%`` does the same against its saved runs.
 
-    python -m harness.bench.guards check --current run.json --baseline results/baselines/ci-cpu.json
-    python -m harness.bench.guards baseline --current run.json --out results/baselines/ci-cpu.json
+    python -m harness.ci_guard check --current run.json --baseline results/baselines/ci-cpu.json
+    python -m harness.ci_guard baseline --current run.json --out results/baselines/ci-cpu.json
 
 Exit codes: 0 pass, 1 a guard failed (one line per moved figure), 2 bad input files.
 """
@@ -256,7 +256,7 @@ def load_baseline(path: "str | Path") -> dict:
     doc = _read_json(path, "baseline")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HarnessError(f"baseline {str(path)!r}: not a {FORMAT} file (make one with "
-                           "'python -m harness.bench.guards baseline')")
+                           "'python -m harness.ci_guard baseline')")
     benches, ratios = doc.get("benchmarks"), doc.get("ratios", {})
     ok = isinstance(benches, dict) and isinstance(ratios, dict) and all(map(_is_number, ratios.values())) and all(
         isinstance(b, dict) and _is_number(b.get("median_s")) and isinstance(b.get("figures"), dict)
@@ -346,7 +346,7 @@ def write_baseline(current_path: "str | Path", out_path: "str | Path") -> dict:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.bench.guards", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m harness.ci_guard", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="compare a --benchmark-json run with a baseline")
     c.add_argument("--current", required=True, help="pytest-benchmark JSON of this run")

@@ -1,13 +1,13 @@
 """The throughput kind's extra measurements: the prefix feature cache's evaluation speed-up and
-images/s with K candidates at once (harness.bench.speed), on tiny sizes."""
+images/s with K candidates at once (harness.bench.kinds.throughput_speed), on tiny sizes."""
 import pandas as pd
 import pytest
 import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
-from harness.bench.definition import build_definition
-from harness.bench.speed import concurrent_rows, eval_cache_rows, summary
+from harness.bench.kinds.throughput_speed import concurrent_rows, eval_cache_rows, summary
+from harness.definition.schema import build_definition
 from harness.spaces import get_space
 from harness.train.recipe import TrainConfig
 

@@ -1,0 +1,11 @@
+"""Distributed search: Optuna studies run to an exact budget by any number of workers on any machines.
+
+:mod:`~harness.search.batch` is the entry point (``harness bench`` for kind ``search``, and
+``harness worker``); :mod:`~harness.search.studies` creates and joins a batch's studies;
+:mod:`~harness.search.loop` is the worker loop (the budget lock); :mod:`~harness.search.faults`
+heartbeats, stale-trial reaping and reconnects; :mod:`~harness.search.processes` local worker
+processes; :mod:`~harness.search.storage` storage URLs and the study lock;
+:mod:`~harness.search.trials` one trial (suggest, score, row); :mod:`~harness.search.summary` the
+best-by-proxy rule that summarises a search. The samplers (REA, random, TPE) are NAS methods:
+:mod:`harness.methods.samplers`.
+"""
