@@ -7,7 +7,7 @@ asks for the full-size variant (GPU machines). Every default lives in :data:`DEF
 
 Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
 
-``search``      Optuna query search: ``datasets``, ``samplers``, ``budget``, ``seeds``,
+``search``      Optuna search: ``datasets``, ``samplers``, ``budget``, ``seeds``,
                 ``seed_offset``, ``workers``, ``proxies`` (each searched separately),
                 ``[sampler_options.<sampler>]``, ``[train]``, ``[backbone]``, ``storage`` (a
                 database URL or journal file shared by workers on many machines), ``delay_s``

@@ -1,4 +1,4 @@
-"""Optuna-driven query search: ask a sampler for a candidate, score it with a proxy, tell.
+"""One trial of a search: ask a sampler for a candidate, score it with a proxy, tell.
 
 One trial = one query of the proxy (paper Sec. 4: REA with 100 queries). Each trial's row
 holds the candidate, the proxy value, its ground truth and what the evaluation cost; rows are

@@ -1,7 +1,7 @@
 """What a search space is: the protocol every space implements.
 
 A *space* says what a candidate is and nothing about how it is scored or searched: its text
-format, a canonical (hashable) encoding, the Optuna distributions a query search samples, random
+format, a canonical (hashable) encoding, the Optuna distributions a search samples, random
 sampling and mutation (for REA), and how to build the candidate's network and the space's
 supernet. Samplers, proxies and the splice only talk to spaces through this protocol, so adding
 a space is one package under ``harness/spaces/`` plus one ``register_space`` line.
