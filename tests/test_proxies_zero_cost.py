@@ -18,7 +18,8 @@ from harness.data.datasets import load_dataset
 from harness.definition.schema import build_definition
 from harness.measure.counting import count_flops, count_params
 from harness.proxies import ProxyContext, make_proxy, proxy_kind
-from harness.proxies.zero_cost import (
+from harness.proxies.zero_cost.joint import score_all
+from harness.proxies.zero_cost.measures import (
     ZERO_COST,
     ZeroCostProxy,
     jacob_cov_score,
@@ -26,7 +27,6 @@ from harness.proxies.zero_cost import (
     probe_batch,
     score_network,
 )
-from harness.proxies.zero_cost_joint import score_all
 from harness.report.leaderboard import build_leaderboard
 from harness.report.proxies import pareto, plot_points, plot_proxies, proxies_section
 from harness.spaces import get_space

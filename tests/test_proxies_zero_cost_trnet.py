@@ -15,8 +15,8 @@ from harness.data.datasets import load_dataset
 from harness.definition.schema import build_definition
 from harness.measure.counting import count_params
 from harness.proxies import proxy_kind
-from harness.proxies.zero_cost import ZeroCostProxy, score_network
-from harness.proxies.zero_cost_trnet import SuffixNetwork, split_name
+from harness.proxies.zero_cost.measures import ZeroCostProxy, score_network
+from harness.proxies.zero_cost.trnet import SuffixNetwork, split_name
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.transfer.splice import build_tr_net

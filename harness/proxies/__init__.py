@@ -4,7 +4,7 @@ from harness.proxies.registry import ProxyContext, make_proxy, proxy_kind, proxy
 from harness.proxies.settings import TRAIN_DATASET, TrainSettings, parse_method
 from harness.proxies.table import TABLE_PROXIES, TableProxy
 from harness.proxies.training import RecordedProxy, TrainProxy, train_candidate
-from harness.proxies.zero_cost import ZERO_COST, ZeroCostProxy
+from harness.proxies.zero_cost.measures import ZERO_COST, ZeroCostProxy
 
 __all__ = ["GroundTruth", "Proxy", "ProxyContext", "RecordedProxy", "Score", "TABLE_PROXIES", "TRAIN_DATASET",
            "TableProxy", "TrainProxy", "TrainSettings", "make_proxy", "parse_method", "proxy_kind", "proxy_method",

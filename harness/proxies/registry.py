@@ -5,7 +5,7 @@
 * ``recorded:<method>`` -- replay of earlier ``train:<method>`` runs from the store;
 * ``zc:<measure>`` -- a zero-cost proxy (:mod:`harness.proxies.zero_cost`), e.g. ``zc:synflow``;
   ``zc:<measure>@tr-net-<i>-<j>`` -- the same measure of the Tr-Net's trainable suffix
-  (:mod:`harness.proxies.zero_cost_trnet`).
+  (:mod:`harness.proxies.zero_cost.trnet`).
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from harness.proxies.base import Proxy
 from harness.proxies.settings import TRAIN_DATASET, TrainSettings, parse_method
 from harness.proxies.table import TABLE_PROXIES, TableProxy
 from harness.proxies.training import RecordedProxy, TrainProxy
-from harness.proxies.zero_cost import PREFIX as ZC_PREFIX
-from harness.proxies.zero_cost import ZERO_COST, ZeroCostProxy, check_measure
-from harness.proxies.zero_cost_trnet import split_name
+from harness.proxies.zero_cost.measures import PREFIX as ZC_PREFIX
+from harness.proxies.zero_cost.measures import ZERO_COST, ZeroCostProxy, check_measure
+from harness.proxies.zero_cost.trnet import split_name
 from harness.runinfo import default_device
 from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore

@@ -3,7 +3,7 @@
 
 * The architectures are ``numpy.random.default_rng(seed).choice(N, sample, replace=False)``: the
   same draw a rank run's training proxies use when ``train.archs == sample``.
-* Values come from one joint evaluation per architecture (:func:`harness.proxies.zero_cost_joint.score_all`,
+* Values come from one joint evaluation per architecture (:func:`harness.proxies.zero_cost.joint.score_all`,
   one network built from ``torch.manual_seed(train.seed)``; ``zc:<m>@tr-net-<i>-<j>`` proxies share
   a second joint evaluation of that network's Tr-Net suffix). The cost of each proxy alone is timed on
   the first ``zc_timed`` architectures by running :class:`harness.proxies.zero_cost.ZeroCostProxy`
@@ -31,8 +31,8 @@ from harness.analysis.rank import RankResult, rank_proxy
 from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, make_proxy
 from harness.proxies.settings import TRAIN_DATASET
-from harness.proxies.zero_cost import image_family
-from harness.proxies.zero_cost_joint import score_all
+from harness.proxies.zero_cost.joint import score_all
+from harness.proxies.zero_cost.measures import image_family
 from harness.store.results import ResultsStore
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import HarnessError
-from harness.proxies.zero_cost import (
+from harness.proxies.zero_cost.measures import (
     MEASURES,
     _layers,
     _logits,

@@ -76,7 +76,7 @@ from harness.data.augment import batches
 from harness.data.datasets import SPECS, Dataset
 from harness.measure.counting import count_flops, count_params
 from harness.proxies.base import GroundTruth, Score
-from harness.proxies.zero_cost_trnet import TrNetSuffix, split_name
+from harness.proxies.zero_cost.trnet import TrNetSuffix, split_name
 from harness.runinfo import default_device, device_name
 from harness.spaces import SearchSpace
 
@@ -316,7 +316,7 @@ class ZeroCostProxy:
     """``zc:<measure>``: a fresh network of ``space`` per architecture (seeded init), scored on one
     fixed minibatch of ``data``'s training images (see the module docstring).
     ``zc:<measure>@tr-net-<i>-<j>`` (with ``backbone_path``) scores the Tr-Net's trainable suffix
-    instead (:mod:`harness.proxies.zero_cost_trnet`).
+    instead (:mod:`harness.proxies.zero_cost.trnet`).
 
     ``data`` must hold the images of ``table_dataset`` (CIFAR-10 images never stand in for
     CIFAR-100 or ImageNet16-120). The wall time covers building the network and the proxy."""
