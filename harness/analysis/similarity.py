@@ -8,7 +8,7 @@ shows three networks and the mean. Case 2 / Fig. 2 does the same for a DARTS sup
 * **Backbone**: a harness checkpoint (:func:`harness.backbones.checkpoint.load_backbone`); its
   features are the outputs of its residual blocks (columns, ``block`` 1..K).
 * **NB201 networks**: trained here with the harness loop and the NB201 "Original" recipe (epochs
-  from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.backbones.checkpoint.save_network`. Their
+  from ``train_cfg``), or loaded from a network checkpoint written by :func:`harness.train.checkpoint.save_network`. Their
   features are the outputs of the 3N search cells (rows, ``cell`` 1..3N; reduction blocks are not
   search cells, as in Fig. 1's 15 rows).
 * **Supernet** (``supernet=True``): the NB201 DARTS supernet -- or, with ``space`` (e.g.

@@ -1,6 +1,7 @@
 """What every kind shares: building proxy contexts from a definition, and each row's provenance."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from harness.backbones.pretrain import BackboneSettings
@@ -12,12 +13,16 @@ from harness.store.results import ResultsStore
 
 
 def train_settings(defn: Definition) -> TrainSettings:
+    """The definition's ``[train]`` section as :class:`TrainSettings`: each field the section sets
+    (tables copied, so the settings never share them with the definition; ``limit`` 0 = all images),
+    the field's default otherwise; keys that are no field (``archs``: the count a rank run trains) are
+    read elsewhere."""
     t = defn.get("train", {})
-    return TrainSettings(data=t.get("data", "embedded"), dataset=t.get("dataset"), device=t.get("device"), limit=t.get("limit") or None, limits=dict(t.get("limits", {})), batch_size=t.get("batch_size"),
-                         cutout=t.get("cutout"), epochs=dict(t.get("epochs", {})), warmup=dict(t.get("warmup", {})),
-                         on_miss=t.get("on_miss", "train"), seed=t.get("seed", 0),
-                         cosine_period=t.get("cosine_period"), network=dict(t.get("network", {})),
-                         precision=t.get("precision"), channels_last=t.get("channels_last"))
+    given = {f.name: dict(t[f.name]) if isinstance(t[f.name], dict) else t[f.name]
+             for f in dataclasses.fields(TrainSettings) if f.name in t}
+    if "limit" in given:
+        given["limit"] = given["limit"] or None
+    return TrainSettings(**given)
 
 
 def backbone_settings(defn: Definition) -> BackboneSettings:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from harness import HarnessError
+from harness import HarnessError, one_line
 from harness.search.storage import CONNECTION_ERRORS, LockLost
 
 BEAT, CLAIMED, REAPED, RETRY_OF, RETRY_DEPTH = ("harness:beat", "harness:value", "harness:reaped",
@@ -56,7 +56,7 @@ def retrying(fn: Callable[[], Any], faults: Faults, what: str) -> Any:
             return fn()
         except (*CONNECTION_ERRORS, LockLost) as e:
             lost = time.monotonic() - t0
-            msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            msg = one_line(e, 200)
             if lost >= faults.reconnect_s:
                 raise HarnessError(f"worker lost the study database for {lost:.0f} s while {what}; giving up "
                                    f"(restart a worker to resume): {msg}") from None

@@ -37,7 +37,7 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 
-from harness import HarnessError
+from harness import HarnessError, one_line
 
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -60,10 +60,6 @@ def storage_kind(url: "str | Path | None") -> str:
         return "journal"
     scheme = m.group(1).lower().split("+")[0]
     return "sqlite" if scheme == "sqlite" else "server"
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(f"{type(e).__name__}: {e}".split())[:300]
 
 
 def redact(url: str) -> str:
@@ -100,7 +96,7 @@ def optuna_storage(url: "str | Path | None", *, pool_size: int = POOL_SIZE) -> "
         try:
             return optuna.storages.RDBStorage(text, engine_kwargs=_engine_kwargs(text, pool_size))
         except Exception as e:  # sqlalchemy / driver errors: bad URL, missing driver, unreachable server
-            raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({_one_line(e)})") from None
+            raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({one_line(e, 300)})") from None
     path = Path(text)
     if path.is_dir():
         raise HarnessError(f"optuna storage {text!r}: is a folder; expected a journal file path")
@@ -112,7 +108,7 @@ def optuna_storage(url: "str | Path | None", *, pool_size: int = POOL_SIZE) -> "
     try:
         return optuna.storages.JournalStorage(backend)
     except (ValueError, KeyError, TypeError) as e:  # a damaged line (JSONDecodeError is a ValueError)
-        raise HarnessError(f"optuna storage {text!r}: not a readable journal file ({_one_line(e)})") from None
+        raise HarnessError(f"optuna storage {text!r}: not a readable journal file ({one_line(e, 300)})") from None
 
 
 def load_study(url: "str | Path", study_name: str, **kwargs) -> optuna.Study:
@@ -200,7 +196,7 @@ class StudyLock:
                 try:
                     _LOCK_ENGINES[text] = sqlalchemy.create_engine(text, **_engine_kwargs(text, 1))
                 except Exception as e:
-                    raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({_one_line(e)})") from None
+                    raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({one_line(e, 300)})") from None
             self._engine = _LOCK_ENGINES[text]
         elif self.kind in ("journal", "sqlite", "file"):
             if lock_path is None:
@@ -247,7 +243,7 @@ class StudyLock:
                 except sqlalchemy.exc.SQLAlchemyError as e:
                     conn.invalidate()  # the server ended the session: the lock is gone with it
                     if not failed:
-                        raise LockLost(f"study lock of {self.study_name!r}: session lost ({_one_line(e)})") from None
+                        raise LockLost(f"study lock of {self.study_name!r}: session lost ({one_line(e, 300)})") from None
                 finally:
                     try:
                         conn.close()

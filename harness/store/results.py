@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import HarnessError
+from harness import HarnessError, one_line
 from harness.store.files import write_atomic
 
 PART_GLOB = "part-*.parquet"
@@ -91,10 +91,6 @@ _SPECS = (
 TABLES: dict[str, TableSpec] = {s.name: s for s in _SPECS}
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(f"{type(e).__name__}: {e}".split())
-
-
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")[:40] or "host"
 
@@ -156,7 +152,7 @@ class ResultsStore:
         try:
             arrow = pa.Table.from_pandas(df, preserve_index=False)
         except (pa.ArrowException, TypeError, ValueError) as e:
-            raise HarnessError(f"results table {table!r}: rows cannot be stored as Parquet ({_one_line(e)})") from None
+            raise HarnessError(f"results table {table!r}: rows cannot be stored as Parquet ({one_line(e)})") from None
         folder = self.path(table)
         folder.mkdir(parents=True, exist_ok=True)
         if key is not None:
@@ -178,7 +174,7 @@ class ResultsStore:
         try:
             schema = pq.read_schema(part)
         except Exception as e:  # pyarrow raises several types for a damaged file
-            raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({_one_line(e)})") from None
+            raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({one_line(e)})") from None
         missing = [c for c in self._spec(table).required if c not in schema.names]
         if missing:
             raise HarnessError(f"{part}: table {table!r} part lacks required column(s) {', '.join(missing)}")
@@ -196,13 +192,13 @@ class ResultsStore:
             try:
                 t = pq.read_table(part, columns=cols)
             except Exception as e:
-                raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({_one_line(e)})") from None
+                raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({one_line(e)})") from None
             tables.append(t.replace_schema_metadata(None))
         try:
             merged = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowException, TypeError) as e:
             raise HarnessError(f"results table {table!r} ({self.path(table)}): parts have incompatible "
-                               f"column types ({_one_line(e)})") from None
+                               f"column types ({one_line(e)})") from None
         if merged.num_rows == 0:
             return None
         df = merged.to_pandas()
@@ -234,4 +230,4 @@ class ResultsStore:
                     pa.unify_schemas(schemas, promote_options="permissive")
                 except (pa.ArrowException, TypeError) as e:
                     raise HarnessError(f"results table {table!r} ({self.path(table)}): parts have incompatible "
-                                       f"column types ({_one_line(e)})") from None
+                                       f"column types ({one_line(e)})") from None
