@@ -120,7 +120,7 @@ def _definition(path: Path, **changes) -> Definition:
 
 def cuda_tests(c: Check, allow: float) -> str:
     bench_json, log = c.out / "bench-cuda.json", c.out / "pytest-cuda.log"
-    unit = ["tests/test_networks_memory.py"] if c.dry else ["tests", "--ignore=tests/benchmarks"]
+    unit = ["tests/test_measure_memory.py"] if c.dry else ["tests", "--ignore=tests/benchmarks"]
     bench = ["tests/benchmarks/test_bench_steps.py"] if c.dry else ["tests/benchmarks"]
     runs = [unit + ["-k", "cuda"], bench + ["-k", "cuda", "--benchmark-enable", f"--benchmark-json={bench_json}"]]
     deadline, notes, texts = time.monotonic() + allow, [], []
