@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # OpenMP threads that busy-wait make torch 10x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lint test test-fast test-slow bench-nb201 bench-table1 bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
+.PHONY: backbone install lint test test-fast test-slow bench-nb201 bench-table1 bench-table1-ablation bench-table1-paper bench-darts bench-proxies bench-ci bench-baseline bench-train bench-memory gpu-check data-full clean help
 
 install: $(STAMP) ## create .venv: torch==2.13.0 (CPU build), then pip install -e '.[dev]'
 
@@ -53,13 +53,45 @@ bench-darts: $(STAMP) ## DARTS space: supernet memory, REA smoke, DARTS+PT (pape
 	$(PY) -m harness.cli bench benchmarks/darts-memory.toml benchmarks/darts-rea-smoke.toml \
 		benchmarks/darts-dartspt.toml $(BENCH_ARGS)
 
-# Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
-# Paper Table 1 on this CPU (<= 60 min on 2 cores): Original vs Tr-Net-5-5 on 40 random architectures of
-# the full 60k CIFAR-10, intervals and the paired difference -> results/table1/. Resumable: a rerun
-# trains only the architectures not yet trained. BENCH_ARGS=--full: the paper's 1,000 (GPU).
+# The shipped backbone (paper Table 6: ResNet-32, 200 epochs, cosine) on the 25k train half of
+# cifar10-valid from all 60k shipped CIFAR-10 images, validated on the other half. Hours on 2 cores:
+# its state is kept after every epoch (<stem>.resume.pt) and a rerun, even after kill -9, continues
+# from the last finished epoch. Nothing to do once the checkpoint exists (delete it to train again).
+SHIPPED_BACKBONE := harness/backbones/pretrained/resnet32-cifar10-valid.pt
+backbone: $(STAMP) ## pre-train the shipped ResNet-32 (200 epochs, hours; resumable) -> harness/backbones/pretrained/
+	@if [ -f $(SHIPPED_BACKBONE) ]; then echo "$(SHIPPED_BACKBONE) exists (delete it to train again)"; else \
+	$(PY) -m harness.cli pretrain resnet32 --dataset cifar10-valid --npz cifar10-jpeg --epochs 200 \
+		--out $(SHIPPED_BACKBONE); fi
+
+# Paper Table 1 on this CPU (<= 60 min on 2 cores): Original vs Tr-Net-5-5 (the shipped backbone, the
+# annealed schedule) on 40 random architectures of the full 60k CIFAR-10, intervals and the paired
+# difference -> results/table1/. Resumable: a rerun trains only the architectures not yet trained.
+# BENCH_ARGS=--full: the paper's 1,000 (GPU).
 bench-table1: $(STAMP) ## CPU Table 1: Original vs Tr-Net-5-5 with 95% intervals (<= 60 min, resumable)
 	$(PY) -m harness.cli bench benchmarks/nb201-table1-cpu.toml $(BENCH_ARGS)
 
+# The Table 1 ablation: {5-epoch, shipped backbone} x {all_epochs, after_warmup} on the same 40
+# architectures (Original trained once, shared), the second seed (noise ceiling) and what each
+# proxy favours -> results/table1/ablation.md. About 2 hours on 2 cores; resumable like bench-table1.
+TABLE1_CELLS := benchmarks/ablations/nb201-table1-cpu-bb5-all_epochs.toml \
+	benchmarks/ablations/nb201-table1-cpu-bb5-after_warmup.toml benchmarks/ablations/nb201-table1-cpu-all_epochs.toml \
+	benchmarks/nb201-table1-cpu.toml benchmarks/ablations/nb201-table1-cpu-seed1.toml
+bench-table1-ablation: $(STAMP) ## Table 1 ablation: backbone x schedule, second seed, what proxies favour (~2 h, resumable)
+	$(PY) -m harness.cli bench $(TABLE1_CELLS)
+
+# The paper's own Table 1 protocol on this CPU: Tr-Net-5-5 trained at full size (25k images, 18
+# epochs) vs NB201's 12-epoch Original, architectures in a fixed order, one finished candidate = one
+# row at once; runs until stopped (UNTIL=HH:MM or HOURS=H stop it cleanly between candidates; kill -9
+# loses only the candidate in training) and a rerun continues, so N grows over days. The cost subset
+# (Original at full size on 5 architectures, bounded, then replayed) runs first.
+# -> results/table1/nb201-table1-paper.md
+UNTIL ?=
+HOURS ?=
+STOP  := $(if $(UNTIL),--until $(UNTIL)) $(if $(HOURS),--hours $(HOURS))
+bench-table1-paper: $(STAMP) ## the paper's Table 1 protocol at full size, N growing (UNTIL=HH:MM / HOURS=H; resumable)
+	$(PY) -m harness.cli bench benchmarks/nb201-table1-paper-cost.toml benchmarks/nb201-table1-paper.toml $(STOP)
+
+# Zero-cost proxies vs table and trained proxies on 50 random NB201 architectures (--full: 1,000).
 bench-proxies: $(STAMP) ## zero-cost proxies vs table and trained proxies, whole network and Tr-Net suffix
 	$(PY) -m harness.cli bench benchmarks/nb201-proxies.toml benchmarks/nb201-proxies-trnet.toml $(BENCH_ARGS)
 

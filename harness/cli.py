@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +18,7 @@ from harness.backbones.resnet import SHORTCUTS
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
 from harness.data.download import download
+from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import SCHEMAS, Definition, build_definition, load_definition
 from harness.progress import force_bars
 from harness.proxies import TABLE_PROXIES, ProxyContext, TrainSettings, parse_method
@@ -27,7 +31,7 @@ from harness.search.faults import FAULTS, Faults
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.tabular.nb201 import DATASETS
-from harness.train.recipe import BACKBONE, COSINE_PERIODS, ORIGINAL, PRECISIONS, TR_NET
+from harness.train.recipe import BACKBONE, COSINE_PERIODS, MODES, ORIGINAL, PRECISIONS, TR_NET, default_mode
 from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR, DEFAULT_THRESHOLDS
 from harness.transfer.splice import PREFIX_BN
 
@@ -69,14 +73,40 @@ def cmd_bench(args: argparse.Namespace) -> None:
     overrides = {"seeds": args.seeds, "budget": args.budget, "workers": args.workers, "storage": args.storage,
                  "train": {"archs": args.train_archs} if args.train_archs is not None else None,
                  "train_selections": args.train_selections}
+    stop_at = _stop_time(args.until, args.hours)
     defs = [load_definition(p, full=args.full, overrides={k: v for k, v in overrides.items()
                                                           if v is not None and k in _keys_of(p)})
             for p in args.definitions]
+    if stop_at is not None:
+        for d in defs:
+            if d.kind != "rank":
+                raise HarnessError(f"--until/--hours: {d.source} is kind {d.kind!r}; only rank definitions stop "
+                                   "between candidates")
+        defs = [replace(d, stop_at=stop_at) for d in defs]
     for d in defs:
         df = _run(d, args)
         if d.kind == "rank":
             _print_table(df, RANK_COLUMNS)
     _refresh(args.results)
+
+
+def _stop_time(until: "str | None", hours: "float | None") -> "float | None":
+    """``--until HH:MM`` (the next such local time) or ``--hours H`` from now -> ``time.time()`` value."""
+    if until is not None and hours is not None:
+        raise HarnessError("--until and --hours: give at most one of them")
+    if hours is not None:
+        if not hours > 0:
+            raise HarnessError(f"--hours {hours}: must be > 0")
+        return time.time() + hours * 3600
+    if until is None:
+        return None
+    try:
+        at = datetime.strptime(until, "%H:%M").time()
+    except ValueError:
+        raise HarnessError(f"--until {until!r}: expected a local time HH:MM, e.g. 18:30") from None
+    now = datetime.now()
+    stop = datetime.combine(now.date(), at)
+    return (stop if stop > now else stop + timedelta(days=1)).timestamp()
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -187,10 +217,11 @@ def _print_train_row(row: dict, where: Path) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pre-train a backbone (paper Table 6 recipe) and save its checkpoint."""
-    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=args.npz, device=args.device or default_device(),
+    device = args.device or default_device()
+    data = load_dataset(args.dataset, data_dir=args.data_dir, npz=NAMED_SOURCES.get(args.npz, args.npz), device=device,
                         limit=args.limit)
     out = args.out or default_checkpoint_path(args.results, args.backbone, data.name)
-    cfg = BACKBONE.with_(epochs=args.epochs, batch_size=args.batch_size)
+    cfg = BACKBONE.with_(epochs=args.epochs, batch_size=args.batch_size).with_mode(args.mode or default_mode(device))
     meta = pretrain(args.backbone, data, out, cfg=cfg, seed=args.seed, progress=not args.quiet, shortcut=args.shortcut)
     val = "n/a" if meta["val_acc"] is None else f"{meta['val_acc']:.2f}%"
     print(f"{args.backbone} on {data.name} ({meta['n_train']} train images, {cfg.epochs} epochs, "
@@ -278,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-batch", action="store_true",
                    help="start a new batch even if an unfinished one of the same definition exists (by default "
                         "a search resumes it)")
+    p.add_argument("--until", metavar="HH:MM", help="rank definitions: stop cleanly before the next candidate once "
+                                                   "this local time is reached (a rerun continues)")
+    p.add_argument("--hours", type=float, help="rank definitions: stop cleanly before the next candidate after "
+                                               "this many hours (a rerun continues)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
@@ -308,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="original", help="original (default) or tr-net-<i>-<j>, e.g. tr-net-5-5")
     p.add_argument("--backbone", help="pre-trained backbone checkpoint (needed by tr-net methods)")
     p.add_argument("--cosine-period", choices=COSINE_PERIODS,
-                   help="cosine after warmup over all_epochs (default) or only the epochs after_warmup")
+                   help="cosine after warmup over only the epochs after_warmup (default: anneals to ~0) or all_epochs "
+                        "(the last Tr-Net epoch at 88%% of the peak)")
     p.add_argument("--prefix-bn", choices=PREFIX_BN, default="running",
                    help="BN statistics of the frozen prefix: running (pre-trained, default) or batch")
     p.add_argument("--allow-backbone-overlap", action="store_true",
@@ -358,7 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", parents=[common], help="pre-train a backbone (paper Table 6 recipe)",
                        **_example("harness pretrain resnet32 --epochs 3 --limit 512"))
     p.add_argument("backbone", help="resnet20, resnet32, resnet56 or resnet20-wide")
-    p.add_argument("--out", help="checkpoint path (default results/checkpoints/<backbone>-<dataset>.pt)")
+    p.add_argument("--out", help="checkpoint path (default results/checkpoints/<backbone>-<dataset>.pt); the run "
+                                 "keeps its state in <out stem>.resume.pt after every epoch and a rerun continues it")
+    p.add_argument("--mode", choices=MODES, help="precision and memory format (default: the device's fast mode, "
+                                                 "bf16+channels_last where bf16 is native)")
     p.add_argument("--shortcut", choices=SHORTCUTS, default="avgpool_conv",
                    help="downsampling shortcut: avgpool_conv (NB201 reference, default), conv_bn (PyTorchCV), "
                         "zero_pad (He et al. option A)")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import tomllib
 from PIL import Image
 
 from harness import HarnessError
+from harness.bench.runner import run_benchmark
+from harness.cli import main
 from harness.data import sources
 from harness.data.datasets import load_dataset
 from harness.definition.context import proxy_context
@@ -59,7 +62,8 @@ def test_shipped_definition_is_the_issue_sized_table1_and_full_is_the_papers():
     assert d["train"]["epochs"] == {"original": 12, "tr-net-5-5": 18} and d["train"]["warmup"]["tr-net-5-5"] == 13
     assert d["backbone"]["limit"] == 0 and d["compare_to"] == "recorded:original"
     full = load_definition(DEFINITION, full=True)
-    assert full["train"]["archs"] == 1000 and full["backbone"]["epochs"] == 200
+    assert full["train"]["archs"] == 1000 and full["backbone"].get("epochs", 200) == 200
+    assert d["train"]["cosine_period"] == "after_warmup" and "epochs" not in d["backbone"]  # the shipped backbone
     assert full["train"]["limits"] == {"train": 25000, "valid": 25000, "test": 10000}
 
 
@@ -179,3 +183,74 @@ def test_a_killed_table1_run_trains_only_what_is_missing(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
     meta = json.loads(train["backbone_meta"].dropna().iloc[0])
     assert meta["dataset"] == "cifar10-valid" and meta["n_train"] == 128
+
+
+PAPER_TINY = TINY.replace('name = "table1-tiny"', 'name = "table1-paper-tiny"').replace(
+    'proxies = ["nb201-12ep-val", "recorded:original", "recorded:tr-net-5-5"]',
+    'proxies = ["nb201-12ep-val", "recorded:tr-net-5-5"]').replace(
+    'compare_to = "recorded:original"', 'compare_to = "nb201-12ep-val"').replace(
+    'train_selections = ["random"]', 'train_selections = ["ordered"]').replace(
+    'epochs = { original = 1, "tr-net-5-5" = 2 }', 'epochs = { "tr-net-5-5" = 2 }').replace(
+    'warmup = { original = 0, "tr-net-5-5" = 1 }', 'warmup = { "tr-net-5-5" = 1 }')
+
+
+def test_ordered_architectures_grow_n_without_training_any_twice(tmp_path):
+    """The paper-protocol shape (benchmarks/nb201-table1-paper.toml): a stop time before the first
+    candidate trains nothing; N = 3, then N = 5 trains only the 2 new ones, in the fixed order."""
+    raw = tomllib.loads(PAPER_TINY)
+    results = tmp_path / "results"
+    run_benchmark(replace(build_definition(raw, "t.toml"), stop_at=time.time() - 1), results, progress=False)
+    assert _train_rows(results) == 0
+    order = np.random.default_rng(0).permutation(15625)
+    for n in (3, 5):
+        raw["train"]["archs"] = n
+        df = run_benchmark(build_definition(raw, "t.toml"), results, progress=False)
+        train = ResultsStore(results).read("train")
+        assert list(train["arch_index"]) == list(order[:n])  # each trained once, in the fixed order
+        tr = df[df["proxy"] == "recorded:tr-net-5-5"]
+        assert list(tr["selection"]) == [f"all-{n}"]
+    pairs = ResultsStore(results).read("rank_pairs")
+    last = pairs[pairs["batch_id"] == pairs["batch_id"].iloc[-1]]
+    assert list(last["baseline"]) == ["nb201-12ep-val"] and list(last["selection"]) == ["all-5"]
+
+
+@pytest.mark.slow  # one process killed while it trains, then a rerun with a stop time
+def test_a_killed_paper_protocol_run_continues_with_the_next_architecture(tmp_path):
+    toml, results = tmp_path / "paper.toml", tmp_path / "results"
+    toml.write_text(PAPER_TINY)
+    cmd = [sys.executable, "-m", "harness.cli", "bench", str(toml), "--results", str(results), "--quiet"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _train_rows(results) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    first = ResultsStore(results).read("train")
+    assert first is not None and 2 <= len(first) < 5, "killed half way"
+    again = subprocess.run([*cmd, "--hours", "1"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    train = ResultsStore(results).read("train")
+    order = np.random.default_rng(0).permutation(15625)[:5]
+    assert list(train["arch_index"]) == list(order) and not train.duplicated(["arch_index", "method"]).any()
+    kept = train.merge(first, on=["arch_index", "method"], suffixes=("", "_first"))
+    assert len(kept) == len(first) and (kept["val_acc"] == kept["val_acc_first"]).all()  # replayed, not retrained
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--until", "25:99"], "--until '25:99': expected a local time HH:MM"),
+    (["--hours", "0"], "--hours 0.0: must be > 0"),
+    (["--hours", "1", "--until", "10:00"], "give at most one of them"),
+])
+def test_bad_stop_times_are_one_line(tmp_path, monkeypatch, capsys, args, msg):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(ROOT / "benchmarks/nb201-table1-paper.toml"), *args]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_stop_time_is_refused_for_kinds_that_do_not_train_one_by_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(ROOT / "benchmarks/nb201-rea.toml"), "--hours", "1"]) == 2
+    assert "only rank definitions stop between candidates" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

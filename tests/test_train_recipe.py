@@ -19,15 +19,24 @@ def test_warmup_is_linear_per_iteration_from_zero():
     assert lr_at(TR_NET, 12, 0.999) == pytest.approx(0.1 * 12.999 / 13)
 
 
-def test_cosine_after_warmup_uses_total_epochs_as_period_and_is_constant_within_an_epoch():
-    # NB201 reference: T_max = total epochs, so after 13 warmup epochs the last epoch is still high.
+def test_default_tr_net_schedule_anneals_to_about_zero_and_is_constant_within_an_epoch():
+    # The default reading (after_warmup): T_max = the 5 epochs after 13 warmup epochs, so the last
+    # epoch runs at ~1% of the peak like Original's last, not at 88% (all_epochs, the old default).
+    assert TR_NET.cosine_period == "after_warmup"
     assert lr_at(TR_NET, 13, 0.0) == pytest.approx(0.1)
     assert lr_at(TR_NET, 17, 0.0) == lr_at(TR_NET, 17, 0.9)
-    assert lr_at(TR_NET, 17, 0.0) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / 18)) / 2)
-    assert lr_at(TR_NET, 17, 0.0) > 0.08
+    assert lr_at(TR_NET, 17, 0.0) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / 5)) / 2)
+    assert lr_at(TR_NET, 17, 0.0) < 0.01 * 1.0001
     assert lr_at(ORIGINAL, 11, 0.3) == pytest.approx(0.1 * (1 + math.cos(math.pi * 11 / 12)) / 2)
-    assert lr_at(TR_NET.with_(cosine_period="after_warmup"), 17, 0.0) == pytest.approx(
-        0.1 * (1 + math.cos(math.pi * 4 / 5)) / 2)
+    assert lr_at(TR_NET.with_(cosine_period="all_epochs"), 17, 0.0) == pytest.approx(
+        0.1 * (1 + math.cos(math.pi * 4 / 18)) / 2)
+
+
+def test_without_warmup_both_periods_are_one_schedule_recorded_as_before():
+    for e in range(12):
+        assert lr_at(ORIGINAL, e, 0.0) == lr_at(ORIGINAL.with_(cosine_period="all_epochs"), e, 0.0)
+    assert ORIGINAL.as_dict() == ORIGINAL.with_(cosine_period="all_epochs").as_dict()
+    assert ORIGINAL.as_dict()["cosine_period"] == "all_epochs"  # rows recorded before the default changed match
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(warmup_epochs=20), dict(lr=0.0), dict(batch_size=0)])

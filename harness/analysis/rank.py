@@ -31,8 +31,11 @@ from harness import HarnessError
 from harness.stats import LEVEL, RESAMPLES, paired_rank_difference, rank_interval, verdict
 
 TIES = ("drop", "stable", "include")
-#: Which architectures a rank benchmark trains its training proxies on (kind ``rank``, ``train_selections``).
-TRAIN_SELECTIONS = ("random", "top_k")
+#: Which architectures a rank benchmark trains its training proxies on (kind ``rank``, ``train_selections``):
+#: ``random`` = a seeded random draw of ``train.archs``; ``ordered`` = the first ``train.archs`` of a
+#: seeded random order of the whole space (a larger ``archs`` keeps the earlier ones, so N can grow
+#: run after run); ``top_k`` = the best by ground truth.
+TRAIN_SELECTIONS = ("random", "ordered", "top_k")
 
 
 @dataclass

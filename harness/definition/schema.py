@@ -69,7 +69,7 @@ TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT,
                 "epochs": {"*": _INT}, "warmup": {"*": _INT}, "on_miss": _STR, "seed": _INT,
                 "cosine_period": _STR, "network": {"*": (int, float, bool)}, "precision": _STR, "channels_last": _BOOL}
 BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR, "shortcut": _STR,
-                   "allow_overlap": _BOOL, "prefix_bn": _STR, "limit": _INT}
+                   "allow_overlap": _BOOL, "prefix_bn": _STR, "limit": _INT, "mode": _STR}
 #: DARTS+PT settings (harness.methods.oneshot.bilevel.SearchConfig); warmup per supernet name.
 ONESHOT_SCHEMA = {"epochs": _INT, "warmup": {"*": _INT}, "tune_epochs": _INT, "project_every": _INT,
                   "batch_size": _INT, "cutout": _INT, "order": _STR, "train_portion": _FLOAT,
@@ -137,6 +137,9 @@ class Definition:
 
     source: str   # file path, or the CLI command that built it
     raw: dict
+    #: When to stop (``time.time()``), between two candidates, for kinds that train them one by
+    #: one (``rank``); a run option, not part of what the rows record: a rerun continues.
+    stop_at: "float | None" = None
 
     def __getitem__(self, key: str) -> Any:
         if key in self.raw:
@@ -312,6 +315,8 @@ def _validate(d: Definition) -> None:
         one_of("backbone.prefix_bn", d["backbone"]["prefix_bn"], PREFIX_BN)
     if "shortcut" in d.get("backbone", {}):
         one_of("backbone.shortcut", d["backbone"]["shortcut"], SHORTCUTS)
+    if "mode" in d.get("backbone", {}):
+        one_of("backbone.mode", d["backbone"]["mode"], MODES)
     if d.kind == "search":
         for s in d["samplers"]:
             one_of("samplers", s, SAMPLERS)
@@ -340,7 +345,7 @@ def _validate(d: Definition) -> None:
                                f"at most once, and at least one, got {d['train_selections']}")
         for selection in d["train_selections"]:
             one_of("train_selections", selection, TRAIN_SELECTIONS)
-        if trained and "random" in d["train_selections"] and d["train"].get("archs", 0) < 2:
+        if trained and {"random", "ordered"} & set(d["train_selections"]) and d["train"].get("archs", 0) < 2:
             raise HarnessError(f"{src}: key 'train.archs' must be >= 2 to rank the trained proxies "
                                f"{', '.join(trained)}")
         if trained and "top_k" in d["train_selections"] and d.get("top_k", 0) < 2:

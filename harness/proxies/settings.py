@@ -53,7 +53,7 @@ class TrainSettings:
     cutout: "int | None" = None
     epochs: dict = field(default_factory=dict)    # method -> epochs
     warmup: dict = field(default_factory=dict)    # method -> warmup epochs
-    cosine_period: "str | None" = None   # recipe.COSINE_PERIODS; None = the recipe's (all_epochs)
+    cosine_period: "str | None" = None   # recipe.COSINE_PERIODS; None = the recipe's (after_warmup)
     on_miss: str = "train"         # recorded proxies: train a candidate never trained before, or error
     network: dict = field(default_factory=dict)  # options for space.build_network (e.g. DARTS C, layers)
     precision: "str | None" = None       # recipe.PRECISIONS; None = the device's (recipe.default_mode)

@@ -5,7 +5,7 @@
 * :class:`TrainProxy` -- trains every candidate it scores and appends the row to the store's
   ``train`` table; :meth:`TrainProxy.score_many` trains several at once on a GPU
   (:mod:`harness.train.schedule`), one at a time elsewhere;
-* :class:`RecordedProxy` -- the ``train`` table as a lookup (several seeds averaged); a miss
+* :class:`RecordedProxy` -- the ``train`` table as a lookup (rows of its own training seed); a miss
   trains (``on_miss="train"``) or errors (``on_miss="error"``).
 """
 from __future__ import annotations
@@ -241,9 +241,10 @@ class TrainProxy:
 class RecordedProxy:
     """Earlier training runs (``recorded:<method>``) as a lookup table.
 
-    Rows match on space, arch, method, dataset, the full training config, the data (source and the
-    number of train / valid images) and, for a Tr-Net, the backbone's content hash, so runs with
-    another budget, other images or another backbone are never mixed in; several seeds are averaged."""
+    Rows match on space, arch, method, dataset, the full training config, the training seed, the
+    data (source and the number of train / valid images) and, for a Tr-Net, the backbone's content
+    hash, so runs with another budget, other images, another seed or another backbone are never
+    mixed in (a second seed is a second measurement, e.g. of the noise between seeds)."""
 
     def __init__(self, trainer: TrainProxy, on_miss: str = "train"):
         if on_miss not in ("train", "error"):
@@ -264,6 +265,8 @@ class RecordedProxy:
             & (df["config"] == self.config)
         if "space" in df.columns:
             keep &= df["space"].fillna("nb201") == self.space.name
+        if "seed" in df.columns:
+            keep &= df["seed"].fillna(0).astype(int) == self.trainer.seed
         data = self.trainer.data
         wanted = {"data_source": data.source, "n_train": len(data.train),
                   "n_valid": len(data.valid) if data.valid is not None else 0}

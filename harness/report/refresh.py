@@ -7,10 +7,14 @@ from harness.report.cka import write_cka_reports
 from harness.report.leaderboard import write_leaderboard
 from harness.report.plots import write_plots
 from harness.report.table1 import write_table1_reports
+from harness.report.table1_ablation import write_table1_ablation
+from harness.report.table1_paper import write_table1_paper
 
 
 def refresh(results_dir: "str | Path") -> list[Path]:
     """Returns ``[leaderboard.md, *plots written]`` (CKA heatmaps, then the Table 1 reports of
-    :mod:`harness.report.table1`, last, when there are rows for them)."""
-    plots = write_plots(results_dir) + write_cka_reports(results_dir) + write_table1_reports(results_dir)
+    :mod:`harness.report.table1`, its ablation and the paper-protocol run, last, when there are rows
+    for them)."""
+    table1 = write_table1_reports(results_dir) + write_table1_ablation(results_dir) + write_table1_paper(results_dir)
+    plots = write_plots(results_dir) + write_cka_reports(results_dir) + table1
     return [write_leaderboard(results_dir), *plots]

@@ -12,6 +12,7 @@ they had when they were trained.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +55,21 @@ def trained_rows(train: "pd.DataFrame | None", benchmark: str, config: dict, dat
     method) of this benchmark on its data, restricted to the random draw its config names."""
     if train is None:
         raise HarnessError(f"table 1 report: the train table is empty (benchmark {benchmark!r})")
-    archs = np.random.default_rng(config["seed"]).choice(15625, size=config["train"]["archs"], replace=False)
+    archs = selected_archs(config)
     images = config["train"].get("dataset") or TRAIN_DATASET.get(dataset, dataset)
     t = train[(train["benchmark"] == benchmark) & train["arch_index"].isin(archs) & (train["dataset"] == images)]
     limits = config["train"].get("limits", {})
     if "train" in limits:
         t = t[t["n_train"] == limits["train"]]
     return t.drop_duplicates(subset=["arch_index", "method"], keep="last").sort_values("arch_index")
+
+
+def selected_archs(config: dict) -> np.ndarray:
+    """The architectures a rank batch's config trains (kind ``rank``'s ``trained_selections``)."""
+    rng = np.random.default_rng(config["seed"])
+    if "ordered" in config.get("train_selections", ()):
+        return rng.permutation(15625)[:config["train"]["archs"]]
+    return rng.choice(15625, size=config["train"]["archs"], replace=False)
 
 
 def _fmt(v: float, digits: int = 4) -> str:
@@ -79,12 +88,14 @@ def table1_report(results_dir: "str | Path", benchmark: str) -> tuple[str, dict]
     rank, pairs, config = _batch_rows(res, benchmark)
     dataset = config["datasets"][0]
     t = trained_rows(res["train"], benchmark, config, dataset)
-    n = config["train"]["archs"]
     by = {m: t[t["method"] == m] for m in (ORIGINAL, TRNET)}
-    if any(len(g) != n for g in by.values()):
-        raise HarnessError(f"table 1 report: {benchmark!r} has {len(by[ORIGINAL])} Original and {len(by[TRNET])} "
-                           f"Tr-Net-5-5 training rows of its {n} architectures; rerun it to train the rest")
+    both = set(by[ORIGINAL]["arch_index"]) & set(by[TRNET]["arch_index"])
+    by = {m: g[g["arch_index"].isin(both)] for m, g in by.items()}
+    n = len(both)  # all of train.archs, or those trained before a run's stop time
     trained = rank[rank["selection"] == f"all-{n}"].set_index("proxy")
+    if trained.empty:
+        raise HarnessError(f"table 1 report: {benchmark!r} has {n} architectures trained by both methods but its "
+                           f"latest batch ranked others; rerun it to rank them")
     pair = pairs[(pairs["selection"] == f"all-{n}") & (pairs["proxy"].map(_method) == TRNET)] if len(pairs) else pairs
     if pair is None or pair.empty:
         raise HarnessError(f"table 1 report: {benchmark!r} has no paired Tr-Net minus Original row")
@@ -220,5 +231,12 @@ def write_table1(results_dir: "str | Path", benchmark: str) -> list[Path]:
 
 
 def write_table1_reports(results_dir: "str | Path") -> list[Path]:
-    """:func:`write_table1` for every benchmark of :func:`table1_benchmarks`."""
-    return [p for b in table1_benchmarks(results_dir) for p in write_table1(results_dir, b)]
+    """:func:`write_table1` for every benchmark of :func:`table1_benchmarks` (one that cannot be
+    reported yet, e.g. stopped before it ranked what it trained, is named on stderr and skipped)."""
+    paths = []
+    for b in table1_benchmarks(results_dir):
+        try:
+            paths += write_table1(results_dir, b)
+        except HarnessError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    return paths

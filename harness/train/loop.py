@@ -40,6 +40,27 @@ class TrainResult:
     history: list = field(default_factory=list)  # per-epoch dicts when eval_every_epoch
 
 
+@dataclass
+class TrainState:
+    """Everything a run needs to continue after ``epochs_done`` epochs exactly as if it had not
+    stopped: weights and buffers, the optimizer's momentum, the batch generator's state, and the
+    counters. Plain tensors and numbers only, so it saves with ``torch.save`` and loads with
+    ``weights_only=True``."""
+
+    epochs_done: int
+    model: dict
+    optimizer: dict
+    generator: torch.Tensor
+    steps: int
+    seen: int
+    wall_s: float
+    train_loss: float
+    history: list
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """The recipe's SGD over the parameters that require grad (never a Tr-Net's frozen prefix)."""
     return torch.optim.SGD(trainable_parameters(model), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
@@ -142,7 +163,8 @@ def _diverged(label: str, first: torch.Tensor, steps: int) -> TrainingDiverged:
 
 def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int, label: str = "model",
           progress: bool = True, evaluator: "Callable | None" = None,
-          check_every: "int | None" = None) -> TrainResult:
+          check_every: "int | None" = None, resume: "TrainState | None" = None,
+          on_epoch: "Callable[[TrainState], None] | None" = None) -> TrainResult:
     """Train ``model`` on ``data.train`` with ``cfg``; evaluate on ``data.valid`` and ``data.test``
     (with ``evaluator(model, split_name)`` when given, e.g. a Tr-Net over cached prefix features).
 
@@ -161,25 +183,33 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     first_bad = torch.tensor([-1.0, 0.0], device=device)  # (global step, loss) of the first non-finite loss
     steps = steps_per_epoch(len(data.train), cfg.batch_size)
     counter = SavedTensorCounter(model)  # parameters are resident anyway: count activations only
-    history, loss_sum, seen, step = [], torch.zeros((), device=device), 0, 0
+    history, loss_sum, seen, step, start, wall_before = [], torch.zeros((), device=device), 0, 0, 0, 0.0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        opt.load_state_dict(resume.optimizer)
+        gen.set_state(resume.generator)
+        start, step, seen, wall_before = resume.epochs_done, resume.steps, resume.seen, resume.wall_s
+        history = list(resume.history)
+        loss_sum.fill_(resume.train_loss * len(data.train))
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    first_step = step  # the saved-for-backward bytes are counted on this process's first step
     reset_peak_rss()  # this run's own peak, not the process's so far
     t0 = time.perf_counter()
-    bar = progress_bar(cfg.epochs * steps, label, progress)
+    bar = progress_bar(cfg.epochs * steps, label, progress, initial=start * steps)
     if evaluator is None:
         def evaluator(m: torch.nn.Module, name: str) -> "float | None":
             return evaluate(m, getattr(data, name), data, cfg=cfg)
     model.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(start, cfg.epochs):
         loss_sum.zero_()
         set_drop_path(model, cfg, epoch)
         for i, (x, y) in enumerate(batches(data.train, cfg.batch_size, train=True, mean=data.mean,
                                            std=data.std, pad=data.pad, cutout=cfg.cutout, generator=gen)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, epoch, i / steps)
-            with counter.counting(step == 0), autocast(cfg, device):
+            with counter.counting(step == first_step), autocast(cfg, device):
                 loss = training_loss(model(in_format(x, cfg)), y, cfg)
             new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss.detach())
             first_bad = torch.where(new_bad, torch.stack([loss.new_full((), float(step), dtype=torch.float32),
@@ -198,9 +228,14 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
         if cfg.eval_every_epoch:
             history.append({"epoch": epoch + 1, "train_loss": loss_sum.item() / len(data.train),
                             "val_acc": evaluator(model, "valid"), "test_acc": evaluator(model, "test")})
+        if on_epoch is not None:
+            on_epoch(TrainState(epochs_done=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                                generator=gen.get_state(), steps=step, seen=seen,
+                                wall_s=wall_before + time.perf_counter() - t0,
+                                train_loss=loss_sum.item() / len(data.train), history=history))
     if cuda:
         torch.cuda.synchronize(device)
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     bar.close()
     val_acc, test_acc = evaluator(model, "valid"), evaluator(model, "test")
     finished(f"trained {label}: {cfg.epochs} epochs in {wall:.1f} s, val "
@@ -208,7 +243,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     return TrainResult(
         val_acc=val_acc, test_acc=test_acc,
         train_loss=loss_sum.item() / len(data.train), epochs=cfg.epochs, steps=step, wall_s=wall,
-        images_per_s=seen / wall, saved_bytes=counter.bytes,
+        images_per_s=seen / wall if wall > 0 else 0.0, saved_bytes=counter.bytes,
         peak_cuda_bytes=torch.cuda.max_memory_allocated(device) if cuda else None,
         peak_rss_bytes=peak_rss_bytes(), params=count_params(model),
         trainable_params=count_params(model, trainable_only=True), history=history)

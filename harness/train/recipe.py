@@ -17,9 +17,16 @@ import torch
 from harness import HarnessError
 
 #: The cosine period after a warmup -- "18 epochs (including 13 warmup epochs)" (paper Sec. 4.1)
-#: reads two ways: ``all_epochs`` (T_max = all epochs, counted from the end of warmup, as the NB201
-#: scheduler does: a Tr-Net's last epoch still runs at 88% of the peak lr) or ``after_warmup``
-#: (T_max = the epochs after warmup: the rate anneals to about 0 like Original's).
+#: reads two ways: ``after_warmup`` (the default: T_max = the epochs after warmup, so the rate anneals
+#: to about 0 at the last epoch, like Original's and like NB201's own cosine) or ``all_epochs``
+#: (T_max = all epochs, counted from the end of warmup: a Tr-Net's last epoch still runs at 88% of
+#: the peak). The NB201 reference (xautodl ``procedures/optimizers.py`` CosineAnnealingLR) computes
+#: neither alone: its cosine uses T_max = ``epochs`` counted from the end of warmup and is cut at
+#: epoch ``epochs``, and its training loops run ``warmup`` further epochs at ``eta_min`` (total =
+#: epochs + warmup), which leave the weights in place but re-estimate BN statistics for them.
+#: ``all_epochs`` is that cosine without the rate-0 epochs, so it scores a network still moving at a
+#: high rate with BN statistics lagging its weights; ``after_warmup`` is what "the same
+#: hyper-parameters as NB201" most plainly means: a cosine that ends at ~0.
 COSINE_PERIODS = ("all_epochs", "after_warmup")
 #: Arithmetic of the training step: ``fp32`` throughout, or ``bf16`` autocast (matmuls and
 #: convolutions in bfloat16, weights, optimizer state and losses in fp32).
@@ -87,7 +94,7 @@ def default_mode(device: "str | torch.device", flags: "frozenset[str] | None" = 
 class TrainConfig:
     epochs: int = 12
     warmup_epochs: int = 0
-    cosine_period: str = "all_epochs"  # see COSINE_PERIODS; the paper leaves it open
+    cosine_period: str = "after_warmup"  # see COSINE_PERIODS; the paper leaves it open
     lr: float = 0.1
     eta_min: float = 0.0
     momentum: float = 0.9
@@ -132,9 +139,12 @@ class TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict:
-        """Every field; the DARTS options only when on, and fp32 as ``amp: false``, so configs
-        recorded before they existed (and recorded proxies matching on them) stay the same."""
+        """Every field; the DARTS options only when on, fp32 as ``amp: false``, and without warmup
+        the cosine period as ``all_epochs`` (both periods are then one schedule, T_max = epochs), so
+        configs recorded before they existed (and recorded proxies matching on them) stay the same."""
         d = asdict(self)
+        if d["warmup_epochs"] == 0:
+            d["cosine_period"] = "all_epochs"
         for key in _OFF_BY_DEFAULT:
             if d[key] == 0:
                 del d[key]
@@ -163,10 +173,10 @@ SPACE_RECIPES: dict[str, TrainConfig] = {"darts": DARTS_EVAL}
 def lr_at(cfg: TrainConfig, epoch: int, fraction: float) -> float:
     """Learning rate at ``epoch`` (0-based) after ``fraction`` (0..1) of its iterations.
 
-    As the NB201 reference scheduler computes it: during the ``W`` warmup epochs the rate rises
+    As the NB201 reference scheduler's formulas: during the ``W`` warmup epochs the rate rises
     linearly per iteration, lr * (epoch + fraction) / W; afterwards it is cosine and constant within
     an epoch, eta_min + (lr - eta_min) * (1 + cos(pi * (epoch - W) / T_max)) / 2, with T_max from
-    ``cfg.cosine_period`` (:data:`COSINE_PERIODS`).
+    ``cfg.cosine_period`` (:data:`COSINE_PERIODS`, which says how the reference's own period differs).
     """
     w = cfg.warmup_epochs
     if epoch < w:

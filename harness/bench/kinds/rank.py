@@ -9,6 +9,9 @@ once, and table proxies are ranked on the trained architectures too. On a CPU th
 proxies take turns architecture by architecture (Original then Tr-Net on one architecture, then
 the next), so a machine's changing load falls on both alike and an interrupted run has trained
 both on the same architectures; ``recorded:`` proxies make a rerun train only what is missing.
+With ``train_selections = ["ordered"]`` and a stop time (``harness bench --until`` / ``--hours``) a
+run trains architectures in a fixed order until the time is up and ranks the N trained so far; the
+next run continues with the next untrained one, so N only grows.
 Zero-cost proxies are scored on ``sample`` random architectures (:mod:`harness.bench.kinds.rank_zero_cost`).
 
 Every rank row carries its 95% bootstrap interval (:mod:`harness.analysis.rank`), and every proxy
@@ -16,6 +19,8 @@ ranked on the same architectures as ``compare_to`` (default: the first proxy) ge
 in the ``rank_pairs`` table: the difference of their KROCC / SROCC, its interval, p-value and verdict.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pandas as pd
@@ -60,8 +65,13 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                 rows.append(ranked[-1][0].row())
         if trained:
             selections = trained_selections(defn, truth)
-            scores = train_all(ctx, trained, selections, progress)
+            scores = train_all(ctx, trained, selections, progress, defn.stop_at)
             for selection, sel in selections.items():
+                sel = np.array([a for a in sel if all(int(a) in scores[name] for name in trained)], dtype=int)
+                if len(sel) < 2:
+                    finished(f"{ds}: {selection}: {len(sel)} architecture(s) scored by every training proxy "
+                             "before the stop time; nothing to rank yet (a rerun continues)", True)
+                    continue
                 top = {"top": defn["top_k"], "ties": defn["ties"]} if selection == "top_k" else {"draws": 1}
                 for name in trained:
                     values = np.full(len(truth), np.nan)
@@ -71,7 +81,7 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                     rows.append({**r.row(), "wall_s": float(np.mean([scores[name][int(a)].wall_s for a in sel])),
                                  "total_s": float(np.sum([scores[name][int(a)].wall_s for a in sel])),
                                  "peak_bytes": float(np.mean([scores[name][int(a)].peak_bytes for a in sel]))})
-                if selection == "random":  # the table proxies on the very architectures trained
+                if selection in ("random", "ordered"):  # the table proxies on the very architectures trained
                     for name, all_values in tables.items():
                         values = np.where(np.isin(np.arange(len(truth)), sel), all_values, np.nan)
                         ranked.append((rank_proxy(values, truth, dataset=ds, proxy_name=name, seed=defn["seed"],
@@ -86,16 +96,22 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
     return df
 
 
-def train_all(ctx, names: list[str], selections: dict[str, np.ndarray], progress: bool) -> dict[str, dict[int, Score]]:
+def train_all(ctx, names: list[str], selections: dict[str, np.ndarray], progress: bool,
+              stop_at: "float | None" = None) -> dict[str, dict[int, Score]]:
     """Scores of every training proxy on every selected architecture (each trained once). On CUDA
     each proxy scores them all at once (K candidates concurrently); elsewhere the proxies take
-    turns per architecture."""
+    turns per architecture. At ``stop_at`` (``time.time()``) it stops before the next architecture:
+    what was scored is returned, every finished candidate already being a row."""
     archs = list(dict.fromkeys(int(a) for sel in selections.values() for a in sel))
     proxies = {name: make_proxy(name, ctx) for name in names}  # pre-trains a missing backbone first
     chunks = [archs] if ctx.data.train.x.device.type == "cuda" else [[a] for a in archs]
     scores: dict[str, dict[int, Score]] = {name: {} for name in names}
     bar = progress_bar(len(archs), f"{ctx.dataset}: {' + '.join(names)}", progress)
     for done, chunk in enumerate(chunks):
+        if stop_at is not None and time.time() >= stop_at:
+            finished(f"{ctx.dataset}: stop time reached after {done} of {len(chunks)} architecture groups; "
+                     "a rerun continues with the next", True)
+            break
         for name, proxy in proxies.items():
             for a, s in zip(chunk, proxy.score_many([ctx.space.canonical(a) for a in chunk])):
                 scores[name][a] = s
@@ -113,6 +129,8 @@ def trained_selections(defn: Definition, truth: np.ndarray) -> dict[str, np.ndar
         if selection == "random":
             out[selection] = np.random.default_rng(defn["seed"]).choice(len(truth), size=defn["train"]["archs"],
                                                                          replace=False)
+        elif selection == "ordered":
+            out[selection] = np.random.default_rng(defn["seed"]).permutation(len(truth))[:defn["train"]["archs"]]
         else:  # top_k: the same set the table path ranks (rank_proxy(top=...) selects it again)
             out[selection] = top_k(truth, defn["top_k"], defn["ties"])
     return out
