@@ -73,8 +73,11 @@ def wheel(source, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> dict:
     """A fresh virtual environment holding the wheel, with this environment's installed
-    dependencies visible through a .pth file (no download), and an empty working folder."""
+    dependencies visible through a .pth file (no download), and an empty working folder. The
+    environment sits in a git repository of its own, as a project's .venv does."""
     env_dir = tmp_path_factory.mktemp("venv")
+    run(["git", "init", "-q", env_dir])
+    run(["git", "-C", env_dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "a project"])
     run([sys.executable, "-m", "venv", "--without-pip", env_dir])
     python = env_dir / "bin" / "python"
     run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel])
@@ -124,3 +127,4 @@ def test_help_rank_and_train_run_from_an_empty_folder(venv):
     assert len(store.read("rank")) == 1
     train = store.read("train")
     assert train["arch_index"].tolist() == [1] and train["epochs"].tolist() == [1]
+    assert train["commit"].tolist() == ["unknown"], "the commit of the repository around the environment"
