@@ -19,11 +19,14 @@ def git_commit() -> str:
     """The checkout's commit (with ``-dirty`` when code differs from it), or ``unknown``.
 
     Only code counts: results, benchmark outputs and plots under ``results/`` change with every
-    run and say nothing about which code produced a row."""
+    run and say nothing about which code produced a row. An installed copy (site-packages) has no
+    checkout of its own: a repository that merely contains the environment is someone else's code."""
     root = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
+        top, sha = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
+                                  text=True, timeout=5, check=True).stdout.splitlines()
+        if Path(top).resolve() != root:
+            return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("-dirty" if dirty else "")
