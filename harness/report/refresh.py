@@ -10,7 +10,9 @@ from harness.report.table1 import write_table1_reports
 
 
 def refresh(results_dir: "str | Path") -> list[Path]:
-    """Returns ``[leaderboard.md, *plots written]`` (CKA heatmaps, then the Table 1 reports of
-    :mod:`harness.report.table1`, last, when there are rows for them)."""
+    """Returns ``[leaderboard.md, *the rest of the leaderboard, *plots written]`` (the leaderboard's
+    files as :func:`harness.report.leaderboard.write_leaderboard` lists them; then the results
+    folder's plots, the CKA heatmaps and the Table 1 reports of :mod:`harness.report.table1`, when
+    there are rows for them)."""
     plots = write_plots(results_dir) + write_cka_reports(results_dir) + write_table1_reports(results_dir)
-    return [write_leaderboard(results_dir), *plots]
+    return [*write_leaderboard(results_dir), *plots]
