@@ -370,7 +370,8 @@ def _page(name: str, res: dict, results_dir: Path) -> str:
         parts.append(training_section(res["train"]))
     parts += [s for s in (memory_section(res.get("memory")), throughput_section(res.get("throughput")),
                           *(render(res.get(table)) for table, render in EXTRA_SECTIONS)) if s]
-    shown = {"runs": runs, "train": res.get("train"), "oneshot": res.get("oneshot")}
+    curves = runs is not None and col(runs, "ground_truth").notna().any()  # rea_anytime.png draws only those
+    shown = {"runs": runs if curves else None, "train": res.get("train"), "oneshot": res.get("oneshot")}
     plots = list(dict.fromkeys(p for table, names in PLOTS.items() if shown[table] is not None for p in names
                                if (results_dir / p).exists()))
     if plots:
