@@ -30,13 +30,24 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import ConstantInputWarning, DegenerateDataWarning, bootstrap, kendalltau, permutation_test, rankdata
+from scipy.stats import (
+    ConstantInputWarning,
+    DegenerateDataWarning,
+    bootstrap,
+    chi2,
+    kendalltau,
+    permutation_test,
+    rankdata,
+    studentized_range,
+)
 
 #: Confidence level of every interval.
 LEVEL = 0.95
 #: Bootstrap resamples per interval: the percentile endpoints of a 95% interval then carry about 3%
 #: Monte Carlo error of its half-width (quantile standard error at 2.5% over 2000 draws).
 RESAMPLES = 2000
+#: Significance level of the rank test (1 - LEVEL, written out: no float noise in reports).
+ALPHA = 0.05
 #: Fewer observations than this get no interval (NaN): a bootstrap of 2-4 points mostly redraws ties.
 MIN_N = 5
 
@@ -248,3 +259,91 @@ def verdict(a: str, b: str, diff: Interval, n: "int | str", level: float = LEVEL
 def interval_columns(prefix: str, iv: Interval) -> dict:
     """``{prefix}_lo``, ``{prefix}_hi`` columns of an interval (the estimate has its own column)."""
     return {f"{prefix}_lo": iv.low, f"{prefix}_hi": iv.high}
+
+
+def mean_band(values, *, seed: int = 0, level: float = LEVEL, resamples: int = RESAMPLES
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high) over the rows (seeds) of a seeds x points array, e.g. best-found accuracy
+    after each query. Each resample redraws whole rows, so every point of the band comes from the
+    same resampled seeds, and the band at one point is :func:`mean_interval` of that column (same
+    seed, same resamples). Fewer than :data:`MIN_N` rows: NaN band."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2 or not np.isfinite(v).all():
+        raise ValueError(f"mean band needs a complete 2-D array of finite values, got shape {v.shape}")
+    mean = v.mean(axis=0)
+    if len(v) < MIN_N or resamples < 1:
+        return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+    dist = _bootstrap((v,), np.mean, paired=False, seed=seed, resamples=resamples)  # points x resamples
+    alpha = (1 - level) / 2
+    return mean, np.quantile(dist, alpha, axis=-1), np.quantile(dist, 1 - alpha, axis=-1)
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """Methods compared over blocks: mean rank (1 = best), the Friedman test and the Nemenyi
+    critical difference ``cd``: two mean ranks further apart than ``cd`` differ at level ``alpha``,
+    and only when the Friedman test rejects (Demšar 2006, Sec. 3.2.2)."""
+
+    names: tuple[str, ...]
+    mean_ranks: tuple[float, ...]
+    blocks: int
+    statistic: float
+    p: float
+    cd: float
+    alpha: float
+
+    def rejects(self) -> bool:
+        """The Friedman test rejects "every method ranks alike" at ``alpha``."""
+        return bool(self.p < self.alpha)
+
+    def rank(self, name: str) -> float:
+        return self.mean_ranks[self.names.index(name)]
+
+    def differ(self, a: str, b: str) -> bool:
+        """Nemenyi: ``a`` and ``b`` differ (the Friedman test rejects and their mean ranks are more
+        than the critical difference apart)."""
+        return self.rejects() and abs(self.rank(a) - self.rank(b)) > self.cd
+
+    def order(self) -> list[str]:
+        """Names by mean rank, best first (ties keep the input order)."""
+        return [self.names[i] for i in np.argsort(self.mean_ranks, kind="stable")]
+
+    def cliques(self) -> list[tuple[str, ...]]:
+        """Maximal runs of methods (in rank order) no two of which differ: the bars of a CD diagram."""
+        order = self.order()
+        ranks = [self.rank(n) for n in order]
+        runs = []
+        for i in range(len(order)):
+            j = i
+            while j + 1 < len(order) and not (self.rejects() and ranks[j + 1] - ranks[i] > self.cd):
+                j += 1
+            if j > i and not (runs and runs[-1][1] >= j):
+                runs.append((i, j))
+        return [tuple(order[i:j + 1]) for i, j in runs]
+
+
+def rank_test(scores, names, *, higher_is_better: bool = True, alpha: float = ALPHA) -> RankTest:
+    """Friedman test and Nemenyi critical difference of ``scores`` (blocks x methods, complete).
+
+    Ranks are taken within each block (ties share the average rank). The Friedman statistic is
+    the tie-corrected chi-square of ``scipy.stats.friedmanchisquare``, computed here so that two
+    methods and blocks that are all ties work too (all ties: statistic 0, p = 1). The critical
+    difference is q_alpha / sqrt(2) * sqrt(k (k + 1) / (6 N)), q_alpha the studentized range
+    quantile of k means with infinite degrees of freedom (Demšar 2006, Eq. 5 and Table 5a)."""
+    x = np.asarray(scores, dtype=float)
+    names = tuple(str(n) for n in names)
+    if x.ndim != 2 or x.shape[1] != len(names) or len(names) < 2 or len(x) < 2:
+        raise ValueError(f"rank test needs >= 2 blocks x >= 2 methods ({len(names)} names), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("rank test needs complete blocks (a score for every method in every block)")
+    n, k = x.shape
+    ranks = rankdata(-x if higher_is_better else x, axis=1)
+    ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(row, return_counts=True)[1] for row in ranks))
+    correction = 1 - ties / (n * (k ** 3 - k))
+    if correction <= 0:  # every block all ties: nothing separates the methods
+        statistic, p = 0.0, 1.0
+    else:
+        statistic = float((12.0 / (n * k * (k + 1)) * (ranks.sum(axis=0) ** 2).sum() - 3 * n * (k + 1)) / correction)
+        p = float(chi2.sf(statistic, k - 1))
+    cd = float(studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2) * np.sqrt(k * (k + 1) / (6 * n)))
+    return RankTest(names, tuple(float(r) for r in ranks.mean(axis=0)), n, statistic, p, cd, alpha)

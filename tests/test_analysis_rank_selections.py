@@ -10,7 +10,7 @@ from harness.analysis.rank import rank_proxy, top_k
 from harness.bench.runner import run_benchmark
 from harness.definition.schema import build_definition, load_definition
 from harness.proxies import GroundTruth, TableProxy
-from harness.report.leaderboard import rank_section
+from harness.report.details import rank_section
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 

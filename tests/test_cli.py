@@ -62,7 +62,8 @@ def test_cka_then_transfer_auto(workdir):
 def test_leaderboard_rebuilds_from_the_store(workdir):
     r = harness("leaderboard", cwd=workdir)
     assert r.returncode == 0, r.stderr
-    text = (workdir / "results/leaderboard.md").read_text()
+    assert (workdir / "results/leaderboard.md").exists()
+    text = "".join(p.read_text() for p in (workdir / "results/leaderboard").glob("*.md"))
     assert "tr-net-5-5" in text and "Real-training cost" in text  # the two training runs above
 
 

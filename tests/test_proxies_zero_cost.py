@@ -27,7 +27,7 @@ from harness.proxies.zero_cost.measures import (
     probe_batch,
     score_network,
 )
-from harness.report.leaderboard import build_leaderboard
+from harness.report.details import build_pages
 from harness.report.proxies import pareto, plot_points, plot_proxies, proxies_section
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
@@ -328,7 +328,7 @@ def test_rank_kind_end_to_end(tmp_path, capsys):
     best = params.nlargest(5, "ground_truth")
     tau, rho = correlations(best["value"].to_numpy(), best["ground_truth"].to_numpy())
     assert top.loc["zc:params", "krocc"] == pytest.approx(tau) and top.loc["zc:params", "srocc"] == pytest.approx(rho)
-    board = build_leaderboard(tmp_path)
+    board = "\n".join(build_pages(tmp_path).values())
     assert "## Proxies" in board and "| zc:synflow | random-10 | 10 |" in board
 
 

@@ -1,5 +1,6 @@
-"""Leaderboard and plots over small synthetic results stores (test inputs with the runner's
-columns, not results), plus one real tabular benchmark run through the real runner."""
+"""The leaderboard's detail pages and the plots over small synthetic results stores (test inputs
+with the runner's columns, not results), plus one real tabular benchmark run through the real
+runner. The summary page is tested in test_report_summary.py."""
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,7 @@ import pytest
 from PIL import Image
 
 from harness import HarnessError
-from harness.report import leaderboard as lb
-from harness.report import plots
+from harness.report import details, leaderboard, plots
 from harness.report.refresh import refresh
 from harness.search import summary as search_summary
 from harness.store import tables
@@ -92,6 +92,11 @@ def results(tmp_path) -> Path:
     return tmp_path
 
 
+def _pages(folder: Path) -> str:
+    """Every detail page of ``folder``, one after the other."""
+    return "\n".join(details.build_pages(folder).values())
+
+
 def _row(md: str, *cells: str) -> str:
     """The one markdown table line that starts with ``cells``."""
     prefix = "| " + " | ".join(cells) + " |"
@@ -101,7 +106,7 @@ def _row(md: str, *cells: str) -> str:
 
 
 def test_latest_batch_by_timestamp_and_mean_std(results):
-    md = lb.build_leaderboard(results)
+    md = _pages(results)
     # seeds 93, 94, 95: mean 94.00, population std sqrt(2/3) = 0.82; oracle mean 94.50
     rea = _row(md, "cifar10", "original", "rea")
     assert "| 3 | 94.00 ± 0.82 | 94.00 (no CI) |" in rea and "| 94.50 | 500.00 ms |" in rea  # 3 seeds: no interval
@@ -122,8 +127,9 @@ def test_latest_batch_ids_fall_back_to_file_order():
 
 
 def test_rank_section_latest_batch_paper_values_and_unbatched_rows(results):
-    full = lb.build_leaderboard(results)
-    md = full.split("## 2. Rank correlation")[1].split("\n## ")[0]  # the proxies section repeats some rows
+    full = _pages(results)
+    md = "".join(p.split("## Rank correlation")[1].split("\n## ")[0] for p in ("\n" + full).split("\n# ")
+                 if "## Rank correlation" in p)  # the proxies section repeats some rows
     line = _row(md, "nb201-rank", "cifar10", "nb201-12ep-val", "random-1000")
     assert "0.6000 ± 0.0123" in line and "0.7800 ± 0.0123" in line and "0.6128 / 0.7888 (T1 Original)" in line
     line = _row(md, "nb201-rank", "cifar10", "nb201-12ep-val", "top-1000")
@@ -134,7 +140,7 @@ def test_rank_section_latest_batch_paper_values_and_unbatched_rows(results):
 
 
 def test_training_cost_and_ratios(results):
-    md = lb.build_leaderboard(results)
+    md = _pages(results)
     orig = _row(md, "cifar10-valid", "256", "cpu (x86_64, 2 threads)", "original")
     assert "| 2 | 2 | 11.0 s | 90 | 4.0 | – | 400,000 |" in orig
     trnet = _row(md, "cifar10-valid", "256", "cpu (x86_64, 2 threads)", "tr-net-5-5")
@@ -144,7 +150,8 @@ def test_training_cost_and_ratios(results):
 
 
 def test_provenance_lists_commit_versions_and_batches(results):
-    prov = lb.build_leaderboard(results).split("## 4. Provenance")[1]
+    pages = details.build_pages(results)
+    prov = "".join(p.split("## Provenance")[1] for p in pages.values())
     assert "abc123" in prov and "torch 2.13.0+cpu" in prov and NEW in prov
     assert "nb201-rank-20240103T000000-dddddd" in prov and OLD not in prov
 
@@ -153,7 +160,7 @@ def test_interrupted_batch_is_summarised_from_runs(tmp_path):
     """A benchmark with runs but no summary rows (run cut short) is summarised from its runs."""
     runs = _runs(NEW, 0, [1, 3, 3, 2, 5], [10, 30, 31, 20, 50]) + _runs(NEW, 1, [4, 1, 2, 6, 6], [40, 1, 2, 60, 61])
     _write(tmp_path, "runs", runs)
-    md = lb.build_leaderboard(tmp_path)
+    md = _pages(tmp_path)
     # best by proxy: run 0 -> 50 (proxy 5), run 1 -> 60 (first of the tied 6s); oracle 50 and 61
     assert "| 2 | 55.00 ± 5.00 | 55.00 (no CI) | – (no random search) | 55.50 |" in _row(md, "cifar10", "original", "rea")
     assert "summarised from the runs table" in md
@@ -162,7 +169,7 @@ def test_interrupted_batch_is_summarised_from_runs(tmp_path):
 def test_newer_interrupted_batch_is_noted_not_shown(results):
     newest = "nb201-rea-20240105T000000-eeeeee"
     _write(results, "runs", _runs(newest, 0, [1], [11.0]))
-    md = lb.build_leaderboard(results)
+    md = _pages(results)
     assert f"newer batch {newest} in the runs table has no summary rows" in md
     assert "| 3 | 94.00 ± 0.82 |" in _row(md, "cifar10", "original", "rea")
     assert "11.00" not in md
@@ -176,27 +183,28 @@ def test_anytime_curves_track_best_by_proxy_with_ties_to_the_earlier():
 
 
 def test_missing_files_and_bad_inputs(tmp_path):
-    md = lb.build_leaderboard(tmp_path)
-    assert "_No search results" in md and "_No rank results" in md and "_No real training runs" in md
+    assert details.build_pages(tmp_path) == {}
+    md = leaderboard.build_leaderboard(tmp_path)
+    assert "_No search results" in md and "_No rank rows" in md
     assert plots.write_plots(tmp_path) == []
     with pytest.raises(HarnessError, match="does not exist"):
-        lb.build_leaderboard(tmp_path / "nope")
+        _pages(tmp_path / "nope")
     (tmp_path / "rank").mkdir()
     bad = tmp_path / "rank" / "part-20240101T000000-h-1-deadbeef.parquet"
     bad.write_bytes(b"not parquet")
     with pytest.raises(HarnessError, match=f"{bad.name}: not a readable Parquet part of table 'rank'"):
-        lb.build_leaderboard(tmp_path)
+        _pages(tmp_path)
     bad.unlink()
     pd.DataFrame({"dataset": ["cifar10"], "proxy": ["p"]}).to_parquet(bad)
     with pytest.raises(HarnessError, match=f"{bad.name}: table 'rank' part lacks required column.*selection"):
-        lb.build_leaderboard(tmp_path)
+        leaderboard.build_leaderboard(tmp_path)
 
 
 def test_only_rank_results_skip_plots(tmp_path):
     _write(tmp_path, "rank", [_rank_row("cifar10", "top-1000", 0.41, 0.59, 1, batch="nb201-rank-20240103T000000-d")])
     paths = refresh(tmp_path)
-    assert paths == [tmp_path / "leaderboard.md"]
-    assert not list(tmp_path.glob("*.png"))
+    assert paths == [tmp_path / "leaderboard.md", tmp_path / "leaderboard" / "nb201-rank.md"]
+    assert not list(tmp_path.rglob("*.png"))
 
 
 def _assert_real_png(path: Path, min_colours: int = 30) -> None:
@@ -210,10 +218,14 @@ def _assert_real_png(path: Path, min_colours: int = 30) -> None:
 
 def test_refresh_writes_everything_atomically(results):
     paths = refresh(results)
-    assert paths == [results / "leaderboard.md", results / "rea_anytime.png", results / "memory.png"]
-    for p in paths[1:]:
-        _assert_real_png(p)
-    assert "![rea_anytime.png](rea_anytime.png)" in (results / "leaderboard.md").read_text()
+    assert paths[0] == results / "leaderboard.md" and paths[-2:] == [results / "rea_anytime.png", results / "memory.png"]
+    for p in paths:
+        if p.suffix == ".png":
+            _assert_real_png(p)
+    assert {p.name for p in paths if p.suffix == ".md"} == {"leaderboard.md", "nb201-rea.md", "nb201-rank.md",
+                                                             "harness_rank_nb201.parquet.md", "unlabelled.md",
+                                                             "cost-and-memory.md"}
+    assert "![rea_anytime.png](../rea_anytime.png)" in (results / "leaderboard" / "nb201-rea.md").read_text()
     leftovers = [p.name for p in results.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
     assert leftovers == []
 
@@ -239,8 +251,8 @@ def test_real_tabular_benchmark_feeds_the_leaderboard(tmp_path):
     defn = load_definition(root / "benchmarks" / "nb201-rea.toml",
                            overrides={"datasets": ["cifar10"], "samplers": ["rea", "random"], "seeds": 2, "budget": 12})
     summary = run_benchmark(defn, tmp_path, progress=False)
-    paths = refresh(tmp_path)
-    md = paths[0].read_text()
+    refresh(tmp_path)
+    md = (tmp_path / "leaderboard" / "nb201-rea.md").read_text()
     rea = summary[summary["sampler"] == "rea"]["best_ground_truth"]
     expected = f"{rea.mean():.2f} ± {rea.std(ddof=0):.2f}"
     method = str(summary["method" if "method" in summary else "proxy_name"].iloc[0])
@@ -249,7 +261,7 @@ def test_real_tabular_benchmark_feeds_the_leaderboard(tmp_path):
 
 
 def test_memory_and_throughput_sections(tmp_path):
-    md = lb.build_leaderboard(tmp_path)
+    md = _pages(tmp_path)
     assert "## Memory" not in md and "## Training throughput" not in md  # no rows, no section
     mem = [{"selection": "random", "arch_str": ARCH, "batch_size": 256, "original/saved_bytes": o,
             "tr-net-5-5/saved_bytes": t, "benchmark": "memory-nb201", "batch_id": b}
@@ -263,7 +275,7 @@ def test_memory_and_throughput_sections(tmp_path):
          "device": "cpu"},
         {"method": "tr-net-5-5", "images_per_s": 170.0, "mode": "separate", "selection": "all_conv3x3",
          "device": "cpu"}])
-    md = lb.build_leaderboard(tmp_path)
+    md = _pages(tmp_path)
     # latest batch only: means 5.0 MB and 2.0 MB, ratio of the means 2.50x; the older batch's 9 MB is not shown
     assert _row(md, "memory-nb201", "random").endswith("| 2 | 256 | tr-net-5-5 | 5.0 | 2.0 | 2.50× |")
     assert "9.0" not in md.split("## Memory")[1].split("##")[0]

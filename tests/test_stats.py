@@ -1,15 +1,17 @@
 """harness.stats against cases with known answers."""
 import numpy as np
 import pytest
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import friedmanchisquare, kendalltau, spearmanr
 
 from harness import stats
 from harness.stats import (
     Interval,
+    mean_band,
     mean_difference,
     mean_interval,
     paired_rank_difference,
     rank_interval,
+    rank_test,
     verdict,
 )
 
@@ -145,3 +147,60 @@ def test_mean_interval_and_difference_of_seeds():
 
 def test_lower_is_better_flips_the_verdict():
     assert verdict("a", "b", Interval(-2.0, -3.0, -1.0), 10, higher_is_better=False).startswith("a better than b")
+
+
+def test_mean_band_is_the_mean_interval_of_every_point():
+    rng = np.random.default_rng(2)
+    curves = np.maximum.accumulate(90 + rng.normal(size=(8, 30)), axis=1)  # best-so-far curves of 8 seeds
+    mean, lo, hi = mean_band(curves, seed=4)
+    for j in (0, 11, 29):
+        iv = mean_interval(curves[:, j], seed=4)
+        assert (mean[j], lo[j], hi[j]) == pytest.approx((iv.estimate, iv.low, iv.high), abs=1e-12)
+    assert np.all(lo <= mean) and np.all(mean <= hi)
+    few = mean_band(curves[:4])
+    assert np.isnan(few[1]).all() and np.isnan(few[2]).all()  # under 5 seeds: no band
+    with pytest.raises(ValueError, match="complete"):
+        mean_band(np.array([[1.0, np.nan]] * 6))
+
+
+def _blocks(n: int = 12, seed: int = 0) -> np.ndarray:
+    """n blocks of a shared difficulty (as datasets differ) plus small per-method noise."""
+    rng = np.random.default_rng(seed)
+    return 90 + 5 * rng.normal(size=(n, 1)) + 0.1 * rng.normal(size=(n, 3))
+
+
+def test_rank_test_puts_a_method_that_wins_every_block_first_and_rejects_equality():
+    x = _blocks()
+    x[:, 2] = x.max(axis=1) + 0.5  # method c wins every block, by a little
+    t = rank_test(x, ["a", "b", "c"])
+    assert t.order()[0] == "c" and t.rank("c") == 1.0
+    assert t.rejects() and t.p < 0.01
+    assert t.differ("c", "a") and t.differ("c", "b")
+    assert rank_test(-x, ["a", "b", "c"], higher_is_better=False).rank("c") == 1.0  # regret: lower is better
+
+
+def test_identical_methods_are_not_separated():
+    x = np.repeat(_blocks()[:, :1], 3, axis=1)
+    t = rank_test(x, ["a", "b", "c"])
+    assert t.mean_ranks == (2.0, 2.0, 2.0) and t.statistic == 0.0 and t.p == 1.0
+    assert not t.rejects() and not t.differ("a", "b") and t.cliques() == [("a", "b", "c")]
+    x[:, 2] += 1.0  # c now dominates two identical methods: it is separated from both, they are not
+    t = rank_test(x, ["a", "b", "c"])
+    assert t.rejects() and t.rank("a") == t.rank("b") == 2.5
+    assert t.differ("c", "a") and t.differ("c", "b") and not t.differ("a", "b")
+    assert t.cliques() == [("a", "b")]
+
+
+def test_rank_test_equals_scipy_friedman_and_demsars_critical_differences():
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(size=(15, 4)), 1)  # ties within blocks
+    t = rank_test(x, "abcd")
+    ref = friedmanchisquare(*x.T)
+    assert t.statistic == pytest.approx(ref.statistic, rel=1e-12) and t.p == pytest.approx(ref.pvalue, rel=1e-12)
+    # Demšar (2006), Table 5(a): q_0.05 / sqrt(2) for k = 2..5 methods; CD = q sqrt(k(k+1) / 6N)
+    for k, q in ((2, 1.960), (3, 2.343), (4, 2.569), (5, 2.728)):
+        n = 10
+        cd = rank_test(rng.normal(size=(n, k)), list("abcde"[:k])).cd
+        assert cd / np.sqrt(k * (k + 1) / (6 * n)) == pytest.approx(q, abs=1e-3)
+    with pytest.raises(ValueError, match="complete blocks"):
+        rank_test(np.array([[1.0, np.nan], [2.0, 1.0]]), "ab")

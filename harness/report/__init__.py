@@ -1,4 +1,5 @@
-"""Reports over the results tables: leaderboard (markdown), plots, CKA heatmaps, Table 1.
+"""Reports over the results tables: the leaderboard (summary, detail pages, figures, CSV / LaTeX), plots, CKA
+heatmaps, Table 1.
 
 The top layer under the CLI: it only renders. It reads through :mod:`harness.store.tables` and the
 search rules of :mod:`harness.search.summary`; :func:`harness.report.refresh.refresh` rebuilds

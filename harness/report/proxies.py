@@ -52,7 +52,8 @@ def proxy_rows(rank: "pd.DataFrame | None") -> "pd.DataFrame | None":
                            key=lambda s: s.map({d: i for i, d in enumerate(DATASETS)}) if s.name == "dataset" else s)
 
 
-def proxies_section(rank: "pd.DataFrame | None") -> str:
+def proxies_section(rank: "pd.DataFrame | None", plot: str = PLOT) -> str:
+    """The section over the latest rank rows; ``plot``: the link to ``proxies.png``."""
     rows = proxy_rows(rank)
     if rows is None:
         return ""
@@ -76,7 +77,7 @@ def proxies_section(rank: "pd.DataFrame | None") -> str:
         "(`harness.proxies.zero_cost`). Non-finite zero-cost values rank last.",
         markdown_table(["benchmark", "dataset", "proxy", "architectures", "n", "KROCC", "SROCC", "cost / arch",
                         "total", "device", "published SROCC"], table),
-        f"![cost per architecture vs SROCC]({PLOT})"])
+        f"![cost per architecture vs SROCC]({plot})"])
 
 
 def pareto(cost: np.ndarray, score: np.ndarray) -> np.ndarray:

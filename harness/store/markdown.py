@@ -1,4 +1,4 @@
-"""Markdown tables and number formatting for reports.
+"""Markdown and LaTeX tables and number formatting for reports.
 
 Missing or non-finite numbers print as an en dash ("–"). MB = 10^6 bytes.
 """
@@ -19,18 +19,37 @@ def _finite(x) -> bool:
         return False
 
 
+def _numeric(rows: list[list], i: int) -> bool:
+    """Column ``i`` holds only numbers (or "–"): it aligns right."""
+    return bool(rows) and all(_NUMERIC.match(str(r[i])) or str(r[i]) == DASH for r in rows)
+
+
 def markdown_table(headers: list, rows: list[list]) -> str:
     """A GitHub-markdown table; columns whose cells are all numbers (or "–") align right."""
     def cell(x) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
-    def numeric(i: int) -> bool:
-        return bool(rows) and all(_NUMERIC.match(cell(r[i])) or cell(r[i]) == DASH for r in rows)
-
     lines = ["| " + " | ".join(map(cell, headers)) + " |",
-             "|" + "|".join("---:" if numeric(i) else "---" for i in range(len(headers))) + "|"]
+             "|" + "|".join("---:" if _numeric(rows, i) else "---" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--",
+          "×": r"$\times$", "·": r"$\cdot$", "χ": r"$\chi$", "²": r"$^2$"}
+
+
+def latex_table(headers: list, rows: list[list]) -> str:
+    """The same table as :func:`markdown_table` as a LaTeX ``tabular`` with booktabs rules
+    (``\\usepackage{booktabs}``); text escaped, number columns right-aligned."""
+    def cell(x) -> str:
+        return "".join(_LATEX.get(c, c) for c in str(x))
+
+    spec = "".join("r" if _numeric(rows, i) else "l" for i in range(len(headers)))
+    lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(map(cell, headers)) + r" \\", r"\midrule"]
+    lines += [" & ".join(map(cell, r)) + r" \\" for r in rows]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def num(x, digits: int = 2) -> str:
