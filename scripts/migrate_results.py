@@ -23,8 +23,10 @@ typed nulls -- so that any Parquet reader opens the table folder as it is. Nothi
 unless, for every table, every value of every part and of the whole table (as the store reads it)
 is equal before and after (NaN and null count as equal, an int64 1 equals a double 1.0), a part's
 new columns are all null, and the part names and modification times (the store's read order) stay.
-Each part is replaced atomically (temp file, rename); afterwards every table must read with plain
-``pandas.read_parquet(folder)`` and give the same rows and values. Running it again rewrites nothing.
+Each part is replaced atomically (temp file, rename); afterwards every table must read with a plain
+``pyarrow.dataset`` of its parts (what ``pandas.read_parquet(folder)`` uses) and give the same rows
+and values. Running it again rewrites nothing. Run it while nothing writes to the folder: a keyed
+part replaced meanwhile (a search's ``runs`` part) would be overwritten with its older rows.
 
     .venv/bin/python scripts/migrate_results.py results [--dry-run]
 """
@@ -191,7 +193,7 @@ def conform(results: "str | Path", dry_run: bool = False, log=print) -> dict[str
     """Rewrite every part of ``results`` that is not in its table's declared schema (see the module
     docstring); table -> (parts, rows, parts rewritten or that would be)."""
     store = ResultsStore(results)
-    plan, before, out = [], {}, {}
+    plan, checked, out = [], {}, {}
     for table, spec in TABLES.items():  # every check first: nothing is replaced if one fails
         parts = store.parts(table)
         if not parts:
@@ -204,9 +206,10 @@ def conform(results: "str | Path", dry_run: bool = False, log=print) -> dict[str
             if not pq.read_schema(part).equals(spec.schema, check_metadata=True):
                 plan.append((part, new))
                 rewrite += 1
-        before[table] = (store.read(table), {p.name: t.to_pandas() for p, t in zip(parts, frames)})
-        same_values(before[table][0], pa.concat_tables(frames).to_pandas(), f"results table {table!r}")
-        out[table] = (len(parts), len(before[table][0]), rewrite)
+        union = store.read(table)  # as the store reads the parts now
+        same_values(union, pa.concat_tables(frames).to_pandas(), f"results table {table!r}")
+        checked[table] = (union, {p.name: t.to_pandas() for p, t in zip(parts, frames)})
+        out[table] = (len(parts), len(union), rewrite)
     for part, new in plan:
         if dry_run:
             log(f"would rewrite {part} ({new.num_rows} rows) with its table's declared schema")
@@ -217,12 +220,12 @@ def conform(results: "str | Path", dry_run: bool = False, log=print) -> dict[str
             pq.write_table(new, tmp)
             os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the read order: stamp, then mtime
         write_atomic(part, write)
-    if not dry_run:
-        for table, (union, by_name) in before.items():  # read back as the store and as plain readers do
+    if not dry_run:  # the files on disk hold what was checked, read as the store and as plain readers do
+        for table, (union, declared) in checked.items():
             same_values(union, store.read(table), f"results table {table!r} after rewriting")
-            names = sorted(by_name)  # a folder's parts in the order pyarrow.dataset lists them
+            names = sorted(declared)  # a folder's parts in the order pyarrow.dataset lists them
             plain = ds.dataset([str(store.path(table) / n) for n in names], format="parquet").to_table().to_pandas()
-            same_values(pd.concat([by_name[n] for n in names], ignore_index=True), plain,
+            same_values(pd.concat([declared[n] for n in names], ignore_index=True), plain,
                         f"pyarrow.dataset of {store.path(table)} after rewriting")
     for table, (parts, rows, rewrite) in out.items():
         log(f"{table}: {parts} parts, {rows} rows, every value equal before and after; "
