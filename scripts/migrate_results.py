@@ -1,6 +1,6 @@
-"""One-off migration of an old results folder (single Parquet files) to the results store.
+"""Bring a results folder to the current results store: old single files to parts, every part to its declared schema.
 
-Each old file becomes ONE part of its table's dataset (:mod:`harness.store.results`), with the same
+1. Old single files. Each old file becomes ONE part of its table's dataset (:mod:`harness.store.results`), with the same
 rows, then the old file (and its ``.lock`` file) is removed:
 
     runs.parquet -> runs/    summary.parquet -> summary/    rank.parquet -> rank/
@@ -16,23 +16,39 @@ latest batch; old memory columns are renamed to the memory table's (``arch`` -> 
 running the script again (even after an interruption between writing the part and removing the old
 file) never duplicates rows, and with no old file left it does nothing.
 
+2. Declared schemas. Every part whose schema is not exactly its table's declared one
+(:data:`harness.store.results.TABLES`: parts written before the schemas were declared, or before a
+column was added to one) is rewritten with it -- same rows, same order, a column the part lacks as
+typed nulls -- so that any Parquet reader opens the table folder as it is. Nothing is replaced
+unless, for every table, every value of every part and of the whole table (as the store reads it)
+is equal before and after (NaN and null count as equal, an int64 1 equals a double 1.0), a part's
+new columns are all null, and the part names and modification times (the store's read order) stay.
+Each part is replaced atomically (temp file, rename); afterwards every table must read with a plain
+``pyarrow.dataset`` of its parts (what ``pandas.read_parquet(folder)`` uses) and give the same rows
+and values. Running it again rewrites nothing. Run it while nothing writes to the folder: a keyed
+part replaced meanwhile (a search's ``runs`` part) would be overwritten with its older rows.
+
     .venv/bin/python scripts/migrate_results.py results [--dry-run]
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from harness import HarnessError
+from harness import HarnessError, one_line
 from harness.store.files import write_atomic
-from harness.store.results import TABLES, ResultsStore
+from harness.store.results import PART_GLOB, TABLES, ResultsStore, as_declared
 
 #: old file (relative to the results folder) -> table
 OLD_FILES = {"runs.parquet": "runs", "summary.parquet": "summary", "rank.parquet": "rank",
@@ -136,6 +152,93 @@ def migrate(results: "str | Path", dry_run: bool = False, log=print) -> list[Pat
     return done
 
 
+def _cells(column: pd.Series) -> list:
+    """A column's values as plain Python values, NaN / None / NA as None: what equality compares."""
+    return [None if pd.api.types.is_scalar(v) and pd.isna(v) else v.item() if isinstance(v, np.generic) else v
+            for v in column.astype(object)]
+
+
+def same_values(before: pd.DataFrame, after: pd.DataFrame, where: str) -> None:
+    """Raise unless ``after`` has the rows of ``before`` in the same order, every column of
+    ``before`` with equal values, and only null values in its other columns."""
+    if len(after) != len(before):
+        raise HarnessError(f"{where}: {len(after)} rows after, {len(before)} before")
+    for name in after.columns:
+        values = _cells(after[name])
+        if name not in before.columns:
+            if any(v is not None for v in values):
+                raise HarnessError(f"{where}: column {name!r} is new but not null")
+            continue
+        for row, (old, new) in enumerate(zip(_cells(before[name]), values)):
+            if old != new:
+                raise HarnessError(f"{where}: column {name!r} row {row}: {old!r} before, {new!r} after")
+    lost = [c for c in before.columns if c not in after.columns]
+    if lost:
+        raise HarnessError(f"{where}: column(s) {', '.join(lost)} lost")
+
+
+def _declared(table: str, part: Path) -> tuple[pa.Table, pa.Table]:
+    """(the part as stored, the part in the declared schema)."""
+    try:
+        old = pq.read_table(part)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise HarnessError(f"{part}: not a readable Parquet part of table {table!r} ({one_line(e)})") from None
+    try:
+        return old, as_declared(table, {n: old.column(n) for n in old.column_names}, old.num_rows)
+    except HarnessError as e:
+        raise HarnessError(f"{part}: {e}") from None
+
+
+def conform(results: "str | Path", dry_run: bool = False, log=print) -> dict[str, tuple[int, int, int]]:
+    """Rewrite every part of ``results`` that is not in its table's declared schema (see the module
+    docstring); table -> (parts, rows, parts rewritten or that would be)."""
+    store = ResultsStore(results)
+    plan, checked, out = [], {}, {}
+    for table, spec in TABLES.items():  # every check first: nothing is replaced if one fails
+        parts = store.parts(table)
+        if not parts:
+            continue
+        frames, rewrite = [], 0
+        for part in parts:
+            old, new = _declared(table, part)
+            same_values(old.to_pandas(), new.to_pandas(), str(part))
+            frames.append(new)
+            if not pq.read_schema(part).equals(spec.schema, check_metadata=True):
+                plan.append((part, new))
+                rewrite += 1
+        union = store.read(table)  # as the store reads the parts now
+        same_values(union, pa.concat_tables(frames).to_pandas(), f"results table {table!r}")
+        checked[table] = (union, {p.name: t.to_pandas() for p, t in zip(parts, frames)})
+        out[table] = (len(parts), len(union), rewrite)
+    for part, new in plan:
+        if dry_run:
+            log(f"would rewrite {part} ({new.num_rows} rows) with its table's declared schema")
+            continue
+        stat = part.stat()
+
+        def write(tmp: Path, new=new, stat=stat) -> None:
+            pq.write_table(new, tmp)
+            os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the read order: stamp, then mtime
+        write_atomic(part, write)
+    if not dry_run:  # the files on disk hold what was checked, read as the store and as plain readers do
+        for table, (union, declared) in checked.items():
+            same_values(union, store.read(table), f"results table {table!r} after rewriting")
+            names = sorted(declared)  # a folder's parts in the order pyarrow.dataset lists them
+            plain = ds.dataset([str(store.path(table) / n) for n in names], format="parquet").to_table().to_pandas()
+            same_values(pd.concat([declared[n] for n in names], ignore_index=True), plain,
+                        f"pyarrow.dataset of {store.path(table)} after rewriting")
+    for table, (parts, rows, rewrite) in out.items():
+        log(f"{table}: {parts} parts, {rows} rows, every value equal before and after; "
+            f"{rewrite} part(s) {'would be ' if dry_run else ''}rewritten")
+        # pyarrow skips names starting with '.' or '_'; any other file breaks reading the folder.
+        strays = sorted(p.name for p in store.path(table).iterdir() if p.is_file() and p.name[0] not in "._"
+                        and not p.match(PART_GLOB))
+        if strays:
+            log(f"note: {store.path(table)} also holds {', '.join(strays)}: plain Parquet readers of the folder "
+                "fail on them until they are moved out")
+    return out
+
+
 def main(argv: "list[str] | None" = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", default="results", help="the results folder (default: results)")
@@ -143,6 +246,7 @@ def main(argv: "list[str] | None" = None) -> int:
     args = ap.parse_args(argv)
     try:
         migrate(args.results, dry_run=args.dry_run)
+        conform(args.results, dry_run=args.dry_run)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -117,6 +117,18 @@ def test_recorded_proxy_replays_matching_runs_and_trains_or_errors_on_a_miss(dat
     assert not trained.cached and len(store.read("train")) == 2
 
 
+def test_recorded_proxy_matches_rows_from_before_a_data_column_was_written(data, tmp_path):
+    """Every part has every declared column, so a column no row recorded reads back as all null:
+    it must filter nothing, as when it was absent."""
+    store = ResultsStore(tmp_path)
+    trainer = TrainProxy(SPACE, "original", data, table_dataset="cifar10", cfg=TINY.with_(epochs=1), store=store)
+    store.append("train", [{"space": "nb201", "arch_str": ARCH, "method": "original", "dataset": data.name,
+                            "config": RecordedProxy(trainer).config, "val_acc": 50.0, "test_acc": 40.0,
+                            "wall_s": 1.0, "saved_bytes": 10, "device": "cpu"}])  # no data_source, n_train, n_valid
+    score = RecordedProxy(trainer, on_miss="error")(SPACE.canonical(ARCH))
+    assert score.cached and score.value == 50.0
+
+
 def test_rank_benchmark_with_a_real_trained_proxy(tmp_path):
     raw = {"name": "rank-trained", "kind": "rank", "datasets": ["cifar10"], "proxies": ["train:original"],
            "train": {"archs": 4, "limit": 128, "batch_size": 64, "epochs": {"original": 1}}}

@@ -275,7 +275,8 @@ class RecordedProxy:
             keep &= bn == self.trainer.prefix_bn
             wanted["backbone_sha256"] = file_sha256(self.trainer.backbone)
         for column, value in wanted.items():
-            if column in df.columns:
+            # A column no row recorded (absent, or declared but all null) says nothing about the rows.
+            if column in df.columns and df[column].notna().any():
                 keep &= df[column] == value
         return df[keep]
 

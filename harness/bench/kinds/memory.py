@@ -19,7 +19,7 @@ from harness.definition.schema import Definition
 from harness.measure.memory import step_figures
 from harness.runinfo import default_device, device_name
 from harness.spaces import get_space
-from harness.store.results import ResultsStore
+from harness.store.results import ResultsStore, check_declared
 from harness.train.loop import training_step
 from harness.train.recipe import ORIGINAL
 from harness.transfer.splice import build_tr_net, build_tr_supernet
@@ -39,11 +39,12 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
     i, j = defn["i"], defn["j"]
     torch.manual_seed(defn["seed"])
     supernet = defn["supernet"]  # the space's supernet vs Tr-Supernet-i-j (one row; archs unused)
+    trnet = f"tr-{'supernet' if supernet else 'net'}-{i}-{j}"
+    check_declared("memory", [f"{trnet}/saved_bytes"])  # fail before measuring, not when storing the rows
     archs = [("supernet", None)] if supernet else candidates(defn)
     backbone = build_backbone(backbone_settings(defn).name).to(dev)  # one frozen prefix shared by all Tr-Nets
     x = torch.randn(defn["batch_size"], 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (defn["batch_size"],), device=dev)
-    trnet = f"tr-{'supernet' if supernet else 'net'}-{i}-{j}"
     rows = []
     for label, arch in archs:
         row = {"selection": label, "arch_str": "supernet" if supernet else space.format(arch),
