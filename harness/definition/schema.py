@@ -48,7 +48,9 @@ import tomllib
 from harness import HarnessError
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
+from harness.data.datasets import DATASETS as TRAIN_DATASETS
 from harness.data.sources import NAMED_SOURCES
+from harness.definition.splices import check_splices
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
@@ -286,6 +288,8 @@ def _validate(d: Definition) -> None:
                 raise HarnessError(f"{src}: key 'datasets' = {ds!r} needs its images for real training: set "
                                    "'train.data' to an .npz or a folder of official archives "
                                    "(`harness data download`); only CIFAR-10 images are embedded")
+    if "dataset" in train:
+        one_of("train.dataset", train["dataset"], TRAIN_DATASETS)
     if "on_miss" in train:
         one_of("train.on_miss", train["on_miss"], ON_MISS)
     if "cosine_period" in train:
@@ -360,6 +364,7 @@ def _validate(d: Definition) -> None:
         if d["space"] != "nb201" and (not d["supernet"] or d.get("arch_list") or d["archs"]):
             raise HarnessError(f"{src}: space {d['space']!r}: kind 'cka' compares only its supernet (paper "
                                "Fig. 2): set supernet = true and archs = 0")
+    check_splices(d)  # last: the depths are checked against a network built from validated options
 
 
 def _validate_oneshot(d: Definition) -> None:
