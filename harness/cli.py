@@ -56,11 +56,13 @@ RANK_FLAGS = {"datasets": "--dataset", "proxies": "--proxy", "draws": "--draws",
 _KEY_ERROR = re.compile(r"arguments: key '([^']+)'(?: =)?(.*)", re.S)
 
 
-def _from_flags(raw: dict, flags: dict[str, str]) -> Definition:
-    """:func:`build_definition` of a definition the command line built; an error about a key that a
-    flag set names the flag (``--epochs must be >= 0``), not the key."""
+def _from_flags(raw: dict, flags: dict[str, str], results: str) -> Definition:
+    """:func:`build_definition` (and :func:`check_benchmark`) of a definition the command line built;
+    an error about a key that a flag set names the flag (``--epochs must be >= 0``), not the key."""
     try:
-        return build_definition(raw, "arguments")
+        defn = build_definition(raw, "arguments")
+        check_benchmark(defn, results)
+        return defn
     except HarnessError as e:
         m = _KEY_ERROR.fullmatch(str(e))
         key = m and next((k for k in flags if m.group(1) == k or m.group(1).startswith(k + ".")), None)
@@ -89,7 +91,7 @@ def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
            "proxies": args.proxy, "draws": args.draws, "ties": args.ties, "seed": args.seed}
     raw.update({k: v for k, v in (("sample", args.sample), ("top_k", args.top_k), ("table", args.benchmark))
                 if v is not None})
-    df = _run(_from_flags(raw, RANK_FLAGS), args)
+    df = _run(_from_flags(raw, RANK_FLAGS, args.results), args)
     _print_table(df, RANK_COLUMNS)
     print(f"appended {len(df)} rows to {ResultsStore(args.results).path('rank')}")
     return df
@@ -172,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                            "prefix_bn": args.prefix_bn}
     elif parse_method(args.method) is not None:
         raise HarnessError(f"method {args.method!r} needs --backbone: {PRETRAIN_HINT}")
-    for row in _run(_from_flags(raw, TRAIN_FLAGS), args).to_dict("records"):
+    for row in _run(_from_flags(raw, TRAIN_FLAGS, args.results), args).to_dict("records"):
         _print_train_row(row, ResultsStore(args.results).path("train"))
 
 
@@ -251,7 +253,7 @@ def cmd_cka(args: argparse.Namespace) -> None:
         raw["archs"] = 0
     if args.out:
         raw["out"] = args.out
-    _run(_from_flags(raw, CKA_FLAGS), args)
+    _run(_from_flags(raw, CKA_FLAGS, args.results), args)
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
@@ -328,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="a study name (run id) or a batch id: its studies in order")
     p.add_argument("--heartbeat", type=float, default=FAULTS.heartbeat_s, help="seconds between a trial's beats")
     p.add_argument("--grace", type=float, default=FAULTS.grace_s,
-                   help="seconds without a beat after which a trial's worker counts as dead")
+                   help="seconds without a beat after which a trial's worker counts as dead (must exceed --heartbeat)")
     p.add_argument("--reconnect", type=float, default=FAULTS.reconnect_s,
                    help="seconds to keep retrying a lost database before exiting")
     p.add_argument("--quiet", action="store_true", help="no progress output")

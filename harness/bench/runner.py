@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness import HarnessError
 from harness.bench.kinds import KIND_CHECKS, KIND_RESUMERS, KIND_RUNNERS
-from harness.definition.context import check_images
+from harness.definition.context import check_inputs
 from harness.definition.schema import Definition
 from harness.store.results import ResultsStore
 
@@ -27,8 +27,8 @@ def new_batch_id(name: str) -> str:
 def check_benchmark(defn: Definition, results: "str | Path" = "results", new_batch: bool = False,
                     batch: "str | None" = None) -> None:
     """What a run of the validated ``defn`` needs beyond its file, checked before any work and creating
-    nothing: the arguments, the results folder (writable, every part readable), the images it loads,
-    and a search's storage and batch. ``harness bench`` checks every file so before running any."""
+    nothing: the arguments, the results folder (writable, every part readable), the images and the
+    backbone checkpoint it reads, and a search's storage and batch. ``harness bench`` checks every file so before running any."""
     if batch is not None and (defn.kind not in KIND_RESUMERS or defn.get("storage") is None):
         raise HarnessError(f"{defn.source}: a batch id resumes search studies in a storage: the definition must be "
                            "a search with --storage or a 'storage' key")
@@ -39,7 +39,7 @@ def check_benchmark(defn: Definition, results: "str | Path" = "results", new_bat
     store.check_readable()
     if defn.kind not in KIND_RUNNERS:
         raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
-    check_images(defn)
+    check_inputs(defn)
     if defn.kind in KIND_CHECKS:
         KIND_CHECKS[defn.kind](defn, batch)
 

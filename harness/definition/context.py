@@ -44,9 +44,16 @@ def trains(defn: Definition) -> bool:
     return defn.kind in ("train", "cka") or any(proxy_kind(p) in ("train", "recorded") for p in defn.get("proxies", []))
 
 
-def check_images(defn: Definition) -> None:
-    """The images a run of ``defn`` loads exist on this machine (an .npz file or a folder of official
-    archives). Not part of validating the file: a ``[full]`` table names data only GPU machines hold."""
+def check_inputs(defn: Definition) -> None:
+    """The files a run of ``defn`` reads exist on this machine: its images (an .npz file or a folder
+    of official archives) and the backbone checkpoint it names. Not part of validating the file: a
+    ``[full]`` table names data only GPU machines hold."""
+    checkpoint = defn.get("backbone", {}).get("checkpoint")
+    borrows = defn.kind == "cka" or any("tr-net-" in p for p in defn.get("proxies", [])) or \
+        any(s.startswith("tr-supernet-") for s in defn.get("supernets", []))
+    if checkpoint and borrows and not Path(checkpoint).is_file():
+        raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
+                           "pretrain` writes one; without the key the backbone is pre-trained on demand)")
     data = defn.get("train", {}).get("data", "embedded")
     needs = trains(defn) or defn.kind == "oneshot" or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
     if not needs or data in NAMED_SOURCES:

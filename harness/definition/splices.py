@@ -6,7 +6,8 @@ the network (how many search cells it has depends on its options: NB201's ``N``,
 ``j`` a block of the backbone, and the backbone's block ``j`` must output the shape the module after
 cell ``i`` takes for the dataset's images. So the splice is built here with the same
 :func:`harness.transfer.splice.build_tr_net` that training uses, on PyTorch's ``meta`` device:
-modules without storage, shapes propagated, no weights, milliseconds. Otherwise a depth the network
+modules without storage, shapes propagated, no weights (milliseconds; a second for a first DARTS
+network of 20 cells, cached per process). Otherwise a depth the network
 cannot have would pass validation and fail only after a backbone was pre-trained for hours.
 """
 from __future__ import annotations
@@ -139,7 +140,7 @@ def check_splices(defn: Definition) -> None:
         net = _network_of(defn, {} if supernet else options, supernet)
         for dataset in _train_datasets(defn):
             try:
-                if path is not None:  # the candidates must not be scored on images the backbone saw
+                if path is not None and not (suffix or supernet):  # trained candidates, as build_candidate
                     check_backbone_leakage(meta, path, dataset, defn.get("backbone", {}).get("allow_overlap", False))
                 problem = _splice_problem(net, backbone, i, j, input_size(dataset), suffix)
             except HarnessError as e:

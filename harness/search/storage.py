@@ -3,7 +3,9 @@
 * ``None`` -> ``None`` (Optuna's in-memory storage, one process);
 * a plain file path -> :class:`optuna.storages.JournalStorage` over a
   :class:`~optuna.storages.journal.JournalFileBackend` (Optuna's append-only multi-process file
-  storage, one machine or a file system with working ``fcntl`` locks; the parent folder is created).
+  storage, one machine or a file system with working ``fcntl`` locks; the parent folder is created,
+  for a batch's own journal under ``results/journals``: :func:`check_storage` refuses a given path
+  whose folder does not exist).
   Its writes are serialised by a blocking ``fcntl`` lock on ``<file>.write.lock`` instead of
   Optuna's default symlink lock, which polls with a back-off of up to 1 s under contention (most
   of the wall time of 4 workers on a fast proxy) and, left behind by a killed process, stalls
