@@ -48,3 +48,10 @@ def test_bench_into_a_closed_pipe_finishes_quietly_and_cleans_up(tmp_path):
     assert len(store.read("runs")) == 5 and len(store.read("summary")) == 1
     assert [p.name for p in (tmp_path / "res" / "journals").iterdir()] == []  # journal and its locks removed
     assert (tmp_path / "res" / "leaderboard.md").exists()
+
+
+def test_worker_grace_below_the_default_heartbeat_is_refused_naming_both_flags(tmp_path, capsys):
+    assert main(["worker", "--storage", str(tmp_path / "j.jsonl"), "--study", "s", "--grace", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--heartbeat 10 s / --grace 5 s" in err and "--heartbeat 1 --grace 5" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -174,8 +174,9 @@ def join(storage_url: str, name: str, results: str = "results", *, progress: boo
     """``harness worker``: work on a study, or on every study of a batch in run order, from any
     machine; study -> the numbers of the trials this worker ran."""
     if not 0 < faults.heartbeat_s < faults.grace_s or faults.reconnect_s < 0:
-        raise HarnessError(f"heartbeat {faults.heartbeat_s:g} s / grace {faults.grace_s:g} s / reconnect "
-                           f"{faults.reconnect_s:g} s: need 0 < heartbeat < grace and reconnect >= 0")
+        raise HarnessError(f"--heartbeat {faults.heartbeat_s:g} s / --grace {faults.grace_s:g} s / --reconnect "
+                           f"{faults.reconnect_s:g} s: need 0 < heartbeat < grace (a live worker beats within "
+                           "the grace; e.g. --heartbeat 1 --grace 5) and reconnect >= 0")
     check_study(storage_url, name)  # before Optuna opens the storage: that would create a journal or tables
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return join_studies(storage_url, name, results, progress=progress, faults=faults)
