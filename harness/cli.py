@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -15,7 +17,7 @@ from harness.analysis.autotransfer import train_auto_transfer
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
 from harness.backbones.resnet import SHORTCUTS
-from harness.bench.runner import run_benchmark
+from harness.bench.runner import check_benchmark, run_benchmark
 from harness.data.datasets import load_dataset
 from harness.data.download import download
 from harness.data.sources import NAMED_SOURCES
@@ -42,6 +44,37 @@ RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_s
                 "krocc_single", "srocc_single"]
 
 
+#: Definition key -> the flag that sets it, for the definitions the commands build (a key's error
+#: names the flag the user typed, not a key of a file they never saw); a key covers its sub-keys.
+DATA_FLAGS = {"train.dataset": "--dataset", "datasets": "--dataset", "train.data": "--data-dir / --npz",
+              "train.limit": "--limit", "train.device": "--device", "train.epochs": "--epochs",
+              "train.batch_size": "--batch-size", "train.seed": "--seed", "seed": "--seed"}
+TRAIN_FLAGS = {**DATA_FLAGS, "train.warmup": "--warmup", "train.cutout": "--cutout",
+               "train.cosine_period": "--cosine-period", "train.precision": "--precision",
+               "train.channels_last": "--channels-last", "train.network": "--network", "space": "--space",
+               "arch_list": "--arch", "proxies": "--method", "backbone": "--backbone"}
+CKA_FLAGS = {**DATA_FLAGS, "n_eval": "--n-eval", "eval_batch_size": "--eval-batch-size", "archs": "--archs",
+             "arch_list": "--archs", "estimator": "--estimator", "backbone": "--backbone", "out": "--out"}
+RANK_FLAGS = {"datasets": "--dataset", "proxies": "--proxy", "draws": "--draws", "ties": "--ties", "seed": "--seed",
+              "sample": "--sample", "top_k": "--top-k", "table": "--benchmark"}
+_KEY_ERROR = re.compile(r"arguments: key '([^']+)'(?: =)?(.*)", re.S)
+
+
+def _from_flags(raw: dict, flags: dict[str, str], results: str) -> Definition:
+    """:func:`build_definition` (and :func:`check_benchmark`) of a definition the command line built;
+    an error about a key that a flag set names the flag (``--epochs must be >= 0``), not the key."""
+    try:
+        defn = build_definition(raw, "arguments")
+        check_benchmark(defn, results)
+        return defn
+    except HarnessError as e:
+        m = _KEY_ERROR.fullmatch(str(e))
+        key = m and next((k for k in flags if m.group(1) == k or m.group(1).startswith(k + ".")), None)
+        if key:
+            raise HarnessError(f"{flags[key]}{m.group(2)}") from None
+        raise
+
+
 def _print_table(df: pd.DataFrame, cols: list[str]) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(df[cols].to_string(index=False))
@@ -62,7 +95,7 @@ def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
            "proxies": args.proxy, "draws": args.draws, "ties": args.ties, "seed": args.seed}
     raw.update({k: v for k, v in (("sample", args.sample), ("top_k", args.top_k), ("table", args.benchmark))
                 if v is not None})
-    df = _run(build_definition(raw, "arguments"), args)
+    df = _run(_from_flags(raw, RANK_FLAGS, args.results), args)
     _print_table(df, RANK_COLUMNS)
     print(f"appended {len(df)} rows to {ResultsStore(args.results).path('rank')}")
     return df
@@ -83,6 +116,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
                 raise HarnessError(f"--until/--hours: {d.source} is kind {d.kind!r}; only rank definitions stop "
                                    "between candidates")
         defs = [replace(d, stop_at=stop_at) for d in defs]
+    for d in defs:  # every file, and what its run needs, before any work
+        check_benchmark(d, args.results, new_batch=args.new_batch, batch=args.batch)
+    if args.check:
+        for d in defs:
+            print(f"{d.source}: ok ({d.kind} {d.name!r})")
+        return
     for d in defs:
         df = _run(d, args)
         if d.kind == "rank":
@@ -165,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                            "prefix_bn": args.prefix_bn}
     elif parse_method(args.method) is not None:
         raise HarnessError(f"method {args.method!r} needs --backbone: {PRETRAIN_HINT}")
-    for row in _run(build_definition(raw, "arguments"), args).to_dict("records"):
+    for row in _run(_from_flags(raw, TRAIN_FLAGS, args.results), args).to_dict("records"):
         _print_train_row(row, ResultsStore(args.results).path("train"))
 
 
@@ -245,7 +284,7 @@ def cmd_cka(args: argparse.Namespace) -> None:
         raw["archs"] = 0
     if args.out:
         raw["out"] = args.out
-    _run(build_definition(raw, "arguments"), args)
+    _run(_from_flags(raw, CKA_FLAGS, args.results), args)
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
@@ -313,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "this local time is reached (a rerun continues)")
     p.add_argument("--hours", type=float, help="rank definitions: stop cleanly before the next candidate after "
                                                "this many hours (a rerun continues)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the files and what their runs need (results folder, data, storage), run "
+                        "nothing, write nothing: one line per file, exit 0; or the first problem, exit 2")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
@@ -323,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="a study name (run id) or a batch id: its studies in order")
     p.add_argument("--heartbeat", type=float, default=FAULTS.heartbeat_s, help="seconds between a trial's beats")
     p.add_argument("--grace", type=float, default=FAULTS.grace_s,
-                   help="seconds without a beat after which a trial's worker counts as dead")
+                   help="seconds without a beat after which a trial's worker counts as dead (must exceed --heartbeat)")
     p.add_argument("--reconnect", type=float, default=FAULTS.reconnect_s,
                    help="seconds to keep retrying a lost database before exiting")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -417,12 +459,61 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class _Output:
+    """``sys.stdout`` / ``sys.stderr`` while a command runs. Once the reader of a pipe has gone
+    (``harness bench ... | head -1``) the rest of the output is dropped instead of a BrokenPipeError
+    breaking off the run between two of its steps, so the run ends as it would have: rows written,
+    its journal removed, the leaderboard refreshed. ``main`` then exits 141 (128 + SIGPIPE, what a
+    program the closed pipe had killed returns), so a pipeline with ``set -o pipefail`` sees that
+    output was lost."""
+
+    def __init__(self, stream):
+        self.stream, self.lost = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.lost = True
+        try:  # the stream's buffer still holds what it could not write: let it flush to /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a file descriptor (a test's capture): nothing to flush
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main(argv: "list[str] | None" = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "arch", None) is not None and args.arch.isdigit():
         args.arch = int(args.arch)
     force_bars(True if getattr(args, "progress", False) else None)
+    out, err = sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
+    try:
+        code = _call(args)
+        out.flush()
+    finally:
+        sys.stdout, sys.stderr = out.stream, err.stream
+    return 141 if code == 0 and (out.lost or err.lost) else code
+
+
+def _call(args: argparse.Namespace) -> int:
     try:
         args.func(args)
     except HarnessError as e:

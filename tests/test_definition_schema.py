@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 from harness import HarnessError
 from harness.bench.runner import run_benchmark
+from harness.cli import main
 from harness.definition.schema import load_definition
 from harness.store.results import ResultsStore
 
@@ -206,3 +208,42 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_so_in_one_line(tmp_path):
     assert 2 <= len(runs) < 40 and sorted(runs["trial"]) == list(range(len(runs)))  # finished trials, no gap
     assert runs["interrupted"].all() and store.read("summary") is None  # the run is marked, not summarised
     assert set(runs["arch_str"]) <= set(trained["arch_str"])  # every scored trial's training row is there
+
+
+@pytest.mark.parametrize("proxy, msg", [
+    ("train:tr-net-99-5", "i=99: must be in 1..14 (the network has 15 search cells)"),
+    ("train:tr-net-0-5", "i=0: must be in 1..14"),
+    ("recorded:tr-net-5-99", "j=99: must be in 1..14 (the backbone has 15 blocks)"),
+    ("zc:synflow@tr-net-15-5", "i=15: must be in 1..14"),
+    ("train:tr-net-5-7", "does not fit the module after cell 5"),  # both exist, their shapes differ
+])
+def test_a_trnet_depth_the_network_cannot_have_is_refused_by_validation(tmp_path, capsys, proxy, msg):
+    """Refused when the file is read -- not after the backbone was pre-trained -- in one line naming
+    the file and the key, and nothing written (no checkpoint, journal or lock file)."""
+    path = _write(tmp_path, GOOD.replace('proxies = ["nb201-12ep-val"]', f'proxies = ["{proxy}"]')
+                  .replace('"cifar100"', '"cifar10"'))  # the embedded images: nothing else stands in the way
+    with pytest.raises(HarnessError, match=re.escape(msg)) as e:
+        load_definition(path)
+    assert str(e.value).startswith(f"{path}: key 'proxies': '{proxy}'")
+    assert main(["bench", str(path), "--results", str(tmp_path / "res"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and msg in err and str(path) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["def.toml"]
+
+
+def test_memory_and_oneshot_depths_are_checked_too(tmp_path):
+    memory = _write(tmp_path, 'name = "m"\nkind = "memory"\ni = 15\nj = 5\n')
+    with pytest.raises(HarnessError, match=r"key 'i': Tr-Net-15-5: i=15: must be in 1..14"):
+        load_definition(memory)
+    oneshot = _write(tmp_path, 'name = "o"\nkind = "oneshot"\nsupernets = ["tr-supernet-5-99"]\n')
+    with pytest.raises(HarnessError, match=r"key 'supernets': 'tr-supernet-5-99' on cifar10-valid: j=99"):
+        load_definition(oneshot)
+
+
+def test_full_table_cannot_change_the_kind_and_floats_must_be_finite(tmp_path):
+    with pytest.raises(HarnessError, match=r"key 'full.kind' = 'rank': the full-size variant must be of the same kind"):
+        load_definition(_write(tmp_path, GOOD + '[full]\nkind = "rank"\n'))
+    with pytest.raises(HarnessError, match=r"key 'delay_s' must be a finite number, got inf"):
+        load_definition(_write(tmp_path, GOOD.replace("seeds = 2", "seeds = 2\ndelay_s = inf")))
+    with pytest.raises(HarnessError, match=r"key 'sampler_options.rea': sampler 'rea': bad options"):
+        load_definition(_write(tmp_path, GOOD.replace("sample_size = 2", "sample_size = 2\nseed = 3")))

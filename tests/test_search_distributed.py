@@ -229,6 +229,27 @@ def test_bad_storage_and_study_names_are_one_line_exit_2(pg_url, tmp_path):
     assert not results.exists(), "nothing written"
 
 
+def test_a_worker_for_a_missing_study_creates_no_tables(pg_url, tmp_path):
+    """Optuna creates its tables when it opens a database: the worker (and ``harness bench --batch``)
+    looks the study up first."""
+    def tables() -> list:
+        with psycopg.connect(pg_url) as conn:
+            return conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
+
+    proc = run_cli("worker", "--storage", pg_url, "--study", "nope", "--results", str(tmp_path))
+    assert tables() == [], "the empty database got tables"
+    assert_one_line_error(proc, "'nope'", "no study or batch")
+    assert_one_line_error(run_cli("bench", "--check", "--storage", pg_url, "--batch", "nope", "--results",
+                                  str(tmp_path), str(_search_toml(tmp_path))), "'nope'", "no study or batch")
+    assert tables() == [] and list(tmp_path.iterdir()) == [tmp_path / "d.toml"]
+
+
+def _search_toml(folder):
+    toml = folder / "d.toml"
+    toml.write_text('name = "dist"\nkind = "search"\ndatasets = ["cifar10"]\nsamplers = ["rea"]\nbudget = 5\n')
+    return toml
+
+
 def test_a_definition_that_disagrees_with_the_stored_one_is_refused(pg_url, tmp_path):
     toml = tmp_path / "d.toml"
     toml.write_text('name = "dist"\nkind = "search"\ndatasets = ["cifar10"]\nsamplers = ["rea"]\nbudget = 5\n')

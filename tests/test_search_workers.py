@@ -140,3 +140,25 @@ def test_bad_arguments_fail_before_anything_starts(tmp_path, kwargs, match):
     with pytest.raises(HarnessError, match=match):
         run_workers(**{**args, **kwargs})
     assert not (tmp_path / "j.log").exists()
+
+
+def test_a_worker_for_a_study_that_does_not_exist_creates_no_journal(tmp_path, capsys):
+    """A mistyped journal path or study name is one line, exit 2, and creates nothing: not the
+    journal (nor its folder), not a lock file next to an existing one."""
+    from harness.cli import main
+    from harness.definition.schema import build_definition
+    from harness.search.studies import create_studies
+
+    typo = tmp_path / "typo" / "search.jsonl"
+    assert main(["worker", "--storage", str(typo), "--study", "b", "--results", str(tmp_path / "res")]) == 2
+    assert list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no such file" in err and str(typo) in err, err
+    journal = tmp_path / "search.jsonl"
+    create_studies(build_definition({"name": "w", "kind": "search", "datasets": ["cifar10"], "samplers": ["rea"],
+                                     "budget": 2}, "test"), str(journal), "b")
+    before = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert main(["worker", "--storage", str(journal), "--study", "b-typo", "--results", str(tmp_path / "res")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'b-typo': no study or batch of that name" in err, err
+    assert {p.name: p.stat().st_size for p in tmp_path.iterdir()} == before

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import HarnessError
-from harness.bench.kinds import KIND_RESUMERS, KIND_RUNNERS
+from harness.bench.kinds import KIND_CHECKS, KIND_RESUMERS, KIND_RUNNERS
+from harness.definition.context import check_inputs
 from harness.definition.schema import Definition
 from harness.store.results import ResultsStore
 
@@ -23,11 +24,11 @@ def new_batch_id(name: str) -> str:
     return f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def run_benchmark(defn: Definition, results: "str | Path" = "results", progress: bool = True,
-                  new_batch: bool = False, batch: "str | None" = None) -> pd.DataFrame:
-    """Run one validated definition; its rows go to the store under ``results``. An unfinished
-    batch of the same definition is resumed unless ``new_batch``; ``batch`` resumes that batch of
-    studies in the definition's ``storage`` (a search's studies on a shared server)."""
+def check_benchmark(defn: Definition, results: "str | Path" = "results", new_batch: bool = False,
+                    batch: "str | None" = None) -> None:
+    """What a run of the validated ``defn`` needs beyond its file, checked before any work and creating
+    nothing: the arguments, the results folder (writable, every part readable), the images and the
+    backbone checkpoint it reads, and a search's storage and batch. ``harness bench`` checks every file so before running any."""
     if batch is not None and (defn.kind not in KIND_RESUMERS or defn.get("storage") is None):
         raise HarnessError(f"{defn.source}: a batch id resumes search studies in a storage: the definition must be "
                            "a search with --storage or a 'storage' key")
@@ -38,6 +39,18 @@ def run_benchmark(defn: Definition, results: "str | Path" = "results", progress:
     store.check_readable()
     if defn.kind not in KIND_RUNNERS:
         raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
+    check_inputs(defn)
+    if defn.kind in KIND_CHECKS:
+        KIND_CHECKS[defn.kind](defn, batch)
+
+
+def run_benchmark(defn: Definition, results: "str | Path" = "results", progress: bool = True,
+                  new_batch: bool = False, batch: "str | None" = None) -> pd.DataFrame:
+    """Run one validated definition; its rows go to the store under ``results``. An unfinished
+    batch of the same definition is resumed unless ``new_batch``; ``batch`` resumes that batch of
+    studies in the definition's ``storage`` (a search's studies on a shared server)."""
+    check_benchmark(defn, results, new_batch, batch)
+    store = ResultsStore(results)
     if batch is None and not new_batch and defn.kind in KIND_RESUMERS:
         batch = KIND_RESUMERS[defn.kind](defn, store)
     return KIND_RUNNERS[defn.kind](defn, store, batch or new_batch_id(defn.name), progress)

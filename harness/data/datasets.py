@@ -62,6 +62,14 @@ SPECS = {
                             "imagenet-16-120-test-split.txt", "test", ("xvalid", "xtest")),
 }
 DATASETS = tuple(SPECS)
+#: Image side per raw data family (NB201's ImageNet16-120 is down-sampled to 16x16).
+IMAGE_SIDE = {"cifar10": 32, "cifar100": 32, "imagenet16": 16}
+
+
+def input_size(name: str) -> tuple[int, int, int]:
+    """(C, H, W) of one image of dataset ``name``."""
+    side = IMAGE_SIDE[SPECS[canonical_name(name)].family]
+    return 3, side, side
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
+from harness import HarnessError
 from harness.backbones.pretrain import BackboneSettings
+from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, TrainSettings, proxy_kind
 from harness.runinfo import run_record
@@ -39,6 +42,26 @@ def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id:
 def trains(defn: Definition) -> bool:
     """Whether a run of ``defn`` trains candidates (a ``train`` or ``cka`` kind, or a proxy that trains)."""
     return defn.kind in ("train", "cka") or any(proxy_kind(p) in ("train", "recorded") for p in defn.get("proxies", []))
+
+
+def check_inputs(defn: Definition) -> None:
+    """The files a run of ``defn`` reads exist on this machine: its images (an .npz file or a folder
+    of official archives) and the backbone checkpoint it names. Not part of validating the file: a
+    ``[full]`` table names data only GPU machines hold."""
+    checkpoint = defn.get("backbone", {}).get("checkpoint")
+    borrows = defn.kind == "cka" or any("tr-net-" in p for p in defn.get("proxies", [])) or \
+        any(s.startswith("tr-supernet-") for s in defn.get("supernets", []))
+    if checkpoint and borrows and not Path(checkpoint).is_file():
+        raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
+                           "pretrain` writes one; without the key the backbone is pre-trained on demand)")
+    data = defn.get("train", {}).get("data", "embedded")
+    needs = trains(defn) or defn.kind == "oneshot" or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
+    if not needs or data in NAMED_SOURCES:
+        return
+    path = Path(data)
+    if not (path.is_file() if data.endswith(".npz") else path.is_dir()):
+        raise HarnessError(f"{defn.source}: key 'train.data' = {data!r}: no such {'file' if data.endswith('.npz') else 'folder'} "
+                           "(an .npz, or a folder of official archives: `harness data download`)")
 
 
 def run_meta(defn: Definition, batch_id: str, seed: "int | None" = None, **extra) -> dict:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,9 @@ import tomllib
 from harness import HarnessError
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
+from harness.data.datasets import DATASETS as TRAIN_DATASETS
 from harness.data.sources import NAMED_SOURCES
+from harness.definition.splices import check_splices
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
@@ -128,6 +131,9 @@ POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_siz
 #: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
 UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
          "batch_size": 65_536, "archs": 1_000_000, "steps": 100_000, "n_eval": 1_000_000}
+#: Largest size option of a space's network (``train.network``: DARTS' C = 36, layers = 20; NB201's
+#: N = 5): validation builds the network (on the meta device, still ~35 ms per DARTS cell).
+NETWORK_UPPER = 1_000
 NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs")
 
 
@@ -194,6 +200,8 @@ def _check(src: str, data: dict, schema: dict, prefix: str = "") -> None:
             _check(src, value, spec, where + ".")
         elif not _type_ok(value, spec):
             raise HarnessError(f"{src}: key {where!r} must be {_spec_name(spec)}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):  # every row records the config as JSON
+            raise HarnessError(f"{src}: key {where!r} must be a finite number, got {value!r}")
         elif isinstance(value, int) and not isinstance(value, bool):
             leaf = key if key != "*" else prefix.rstrip(".").rsplit(".", 1)[-1]
             if (leaf in POSITIVE or prefix.rstrip(".").rsplit(".", 1)[-1] in POSITIVE) and value < 1:
@@ -216,12 +224,15 @@ def build_definition(raw: dict, source: str, *, full: bool = False, overrides: "
         if key not in raw:
             raise HarnessError(f"{source}: missing key {key!r}")
     kind = raw["kind"]
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         raise HarnessError(f"{source}: key 'kind' = {kind!r} is unknown (known: {', '.join(KINDS)})")
     schema = {**COMMON, **SCHEMAS[kind]}
     _check(source, raw, schema)
     fullpart = raw.pop("full", {})
     _check(source, fullpart, {k: v for k, v in schema.items() if k != "full"}, "full.")
+    if fullpart.get("kind", kind) != kind:  # its keys were checked against this kind's schema
+        raise HarnessError(f"{source}: key 'full.kind' = {fullpart['kind']!r}: the full-size variant must be of "
+                           f"the same kind ({kind!r})")
     if full:
         raw = _merge(raw, fullpart)
     if overrides:
@@ -265,8 +276,11 @@ def _validate(d: Definition) -> None:
     one_of("space", d["space"], space_names())
     space = get_space(d["space"])
     options = [p for p in inspect.signature(space.build_network).parameters if p not in ("arch", "num_classes")]
-    for key in d.get("train", {}).get("network", {}):
+    for key, value in d.get("train", {}).get("network", {}).items():
         one_of("train.network", key, options)  # options of the space's build_network, e.g. darts C, layers
+        if not isinstance(value, bool) and value > NETWORK_UPPER:  # a network of that many cells would not fit
+            raise HarnessError(f"{src}: key 'train.network.{key}' = {value} is more than this machine can run "
+                               f"(at most {NETWORK_UPPER:,})")
     if "datasets" in d:
         if not d["datasets"]:
             raise HarnessError(f"{src}: key 'datasets' must not be empty")
@@ -289,6 +303,8 @@ def _validate(d: Definition) -> None:
                 raise HarnessError(f"{src}: key 'datasets' = {ds!r} needs its images for real training: set "
                                    "'train.data' to an .npz or a folder of official archives "
                                    "(`harness data download`); only CIFAR-10 images are embedded")
+    if "dataset" in train:
+        one_of("train.dataset", train["dataset"], TRAIN_DATASETS)
     if "on_miss" in train:
         one_of("train.on_miss", train["on_miss"], ON_MISS)
     if "cosine_period" in train:
@@ -365,6 +381,7 @@ def _validate(d: Definition) -> None:
         if d["space"] != "nb201" and (not d["supernet"] or d.get("arch_list") or d["archs"]):
             raise HarnessError(f"{src}: space {d['space']!r}: kind 'cka' compares only its supernet (paper "
                                "Fig. 2): set supernet = true and archs = 0")
+    check_splices(d)  # last: the depths are checked against a network built from validated options
 
 
 def _validate_oneshot(d: Definition) -> None:

@@ -33,7 +33,7 @@ from harness.proxies import proxy_kind, proxy_method
 from harness.search.faults import FAULTS, Faults
 from harness.search.loop import FINALISED
 from harness.search.processes import run_processes
-from harness.search.storage import journal_lock_paths, optuna_storage, redact
+from harness.search.storage import check_storage, check_study, journal_lock_paths, optuna_storage, redact
 from harness.search.studies import (
     CONFIG,
     RUN,
@@ -54,6 +54,19 @@ JOURNALS = "journals"
 def journal_path(store: ResultsStore, batch_id: str) -> Path:
     """The journal a search batch keeps when its definition names no ``storage``."""
     return store.root / JOURNALS / f"{batch_id}.jsonl"
+
+
+def check_batch(defn: Definition, batch: "str | None") -> None:
+    """Before any work, creating nothing: the definition's ``storage`` can hold studies (a server
+    answers, a journal's folder exists), and a ``batch`` to resume has studies in it."""
+    if defn.get("storage") is None:
+        return
+    try:
+        check_storage(defn["storage"])
+        if batch is not None:
+            check_study(defn["storage"], batch)
+    except HarnessError as e:
+        raise HarnessError(f"{defn.source}: key 'storage' (--storage): {e}") from None
 
 
 def _batches(storage: optuna.storages.BaseStorage, config: dict) -> dict[str, list[optuna.Study]]:
@@ -161,7 +174,9 @@ def join(storage_url: str, name: str, results: str = "results", *, progress: boo
     """``harness worker``: work on a study, or on every study of a batch in run order, from any
     machine; study -> the numbers of the trials this worker ran."""
     if not 0 < faults.heartbeat_s < faults.grace_s or faults.reconnect_s < 0:
-        raise HarnessError(f"heartbeat {faults.heartbeat_s:g} s / grace {faults.grace_s:g} s / reconnect "
-                           f"{faults.reconnect_s:g} s: need 0 < heartbeat < grace and reconnect >= 0")
+        raise HarnessError(f"--heartbeat {faults.heartbeat_s:g} s / --grace {faults.grace_s:g} s / --reconnect "
+                           f"{faults.reconnect_s:g} s: need 0 < heartbeat < grace (a live worker beats within "
+                           "the grace; e.g. --heartbeat 1 --grace 5) and reconnect >= 0")
+    check_study(storage_url, name)  # before Optuna opens the storage: that would create a journal or tables
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return join_studies(storage_url, name, results, progress=progress, faults=faults)

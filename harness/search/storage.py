@@ -3,7 +3,9 @@
 * ``None`` -> ``None`` (Optuna's in-memory storage, one process);
 * a plain file path -> :class:`optuna.storages.JournalStorage` over a
   :class:`~optuna.storages.journal.JournalFileBackend` (Optuna's append-only multi-process file
-  storage, one machine or a file system with working ``fcntl`` locks; the parent folder is created).
+  storage, one machine or a file system with working ``fcntl`` locks; the parent folder is created,
+  for a batch's own journal under ``results/journals``: :func:`check_storage` refuses a given path
+  whose folder does not exist).
   Its writes are serialised by a blocking ``fcntl`` lock on ``<file>.write.lock`` instead of
   Optuna's default symlink lock, which polls with a back-off of up to 1 s under contention (most
   of the wall time of 4 workers on a fast proxy) and, left behind by a killed process, stalls
@@ -82,17 +84,8 @@ def optuna_storage(url: "str | Path | None", *, pool_size: int = POOL_SIZE) -> "
     here, so an unreachable server or a rejected login is a :class:`HarnessError` at once."""
     if url is None:
         return None
-    if not isinstance(url, (str, Path)):
-        raise HarnessError(f"optuna storage {url!r}: expected a file path or a database URL")
-    text = str(url).strip()
-    if not text:
-        raise HarnessError("optuna storage '': expected a file path or a database URL")
-    m = _URL.match(text)
-    if m:
-        scheme = m.group(1).lower()
-        if scheme.split("+")[0] not in RDB_SCHEMES:
-            raise HarnessError(f"optuna storage {text!r}: unsupported scheme {scheme!r}; "
-                               f"expected {', '.join(s + '://' for s in RDB_SCHEMES)} or a file path")
+    text = _storage_text(url)
+    if _URL.match(text):
         try:
             return optuna.storages.RDBStorage(text, engine_kwargs=_engine_kwargs(text, pool_size))
         except Exception as e:  # sqlalchemy / driver errors: bad URL, missing driver, unreachable server
@@ -109,6 +102,77 @@ def optuna_storage(url: "str | Path | None", *, pool_size: int = POOL_SIZE) -> "
         return optuna.storages.JournalStorage(backend)
     except (ValueError, KeyError, TypeError) as e:  # a damaged line (JSONDecodeError is a ValueError)
         raise HarnessError(f"optuna storage {text!r}: not a readable journal file ({one_line(e, 300)})") from None
+
+
+def _probe(text: str, sql: str = "SELECT 1", **params) -> "sqlalchemy.Row | None":
+    """The first row of ``sql`` on a database URL, over a connection of its own: connecting creates
+    nothing (Optuna's storage would create its tables); an unreachable server or a rejected login is
+    a :class:`HarnessError`."""
+    try:
+        engine = sqlalchemy.create_engine(text, **_engine_kwargs(text, 1))
+    except Exception as e:  # a bad URL or a missing driver
+        raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({one_line(e, 300)})") from None
+    try:
+        with engine.connect() as conn:
+            if sql == "SELECT 1" or sqlalchemy.inspect(conn).has_table("studies"):
+                return conn.execute(sqlalchemy.text(sql), params).first()
+            return None  # no Optuna tables: no study at all
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise HarnessError(f"optuna storage {redact(text)!r}: cannot open ({one_line(e, 300)})") from None
+    finally:
+        engine.dispose()
+
+
+def _sqlite_path(text: str) -> Path:
+    """``sqlite:///rel.db`` -> rel.db, ``sqlite:////abs.db`` -> /abs.db."""
+    return Path(text.split("://", 1)[1][1:])
+
+
+def check_storage(url: "str | Path") -> None:
+    """Fail now, in one line and creating nothing, if ``url`` cannot hold studies: a server is
+    connected to (no table is created), an SQLite file's or a journal file's folder must exist."""
+    text = _storage_text(url)
+    kind = storage_kind(text)
+    if kind == "server":
+        _probe(text)
+        return
+    path = _sqlite_path(text) if kind == "sqlite" else Path(text)
+    if path.is_dir():
+        raise HarnessError(f"optuna storage {text!r}: is a folder; expected a {'database' if kind == 'sqlite' else 'journal'} "
+                           "file path")
+    if not path.parent.is_dir():
+        raise HarnessError(f"optuna storage {text!r}: folder {str(path.parent)!r} does not exist")
+
+
+def check_study(url: "str | Path", name: str) -> None:
+    """Fail, in one line and creating nothing, unless the storage at ``url`` holds the study ``name``
+    or studies ``name/...`` (a batch): checked before Optuna opens it, which would create an empty
+    journal file, or its tables in an empty database."""
+    text = _storage_text(url)
+    kind = storage_kind(text)
+    if kind in ("journal", "sqlite"):
+        path = _sqlite_path(text) if kind == "sqlite" else Path(text)
+        if not path.is_file():
+            raise HarnessError(f"optuna storage {text!r}: no such file, so no study {name!r} in it")
+        if kind == "journal":
+            return  # reading a journal creates nothing; the name is looked up in it next
+    prefix = name.rstrip("/") + "/"
+    if _probe(text, "SELECT 1 FROM studies WHERE study_name = :name OR substr(study_name, 1, :k) = :prefix",
+              name=name, k=len(prefix), prefix=prefix) is None:
+        raise HarnessError(f"study {name!r}: no study or batch of that name in the storage {redact(text)!r}")
+
+
+def _storage_text(url: "str | Path") -> str:
+    if not isinstance(url, (str, Path)):
+        raise HarnessError(f"optuna storage {url!r}: expected a file path or a database URL")
+    text = str(url).strip()
+    if not text:
+        raise HarnessError("optuna storage '': expected a file path or a database URL")
+    m = _URL.match(text)
+    if m and m.group(1).lower().split("+")[0] not in RDB_SCHEMES:
+        raise HarnessError(f"optuna storage {text!r}: unsupported scheme {m.group(1).lower()!r}; "
+                           f"expected {', '.join(s + '://' for s in RDB_SCHEMES)} or a file path")
+    return text
 
 
 def load_study(url: "str | Path", study_name: str, **kwargs) -> optuna.Study:
@@ -200,8 +264,7 @@ class StudyLock:
             self._engine = _LOCK_ENGINES[text]
         elif self.kind in ("journal", "sqlite", "file"):
             if lock_path is None:
-                # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
-                base = Path(str(url).split("://", 1)[1][1:] if self.kind == "sqlite" else str(url))
+                base = _sqlite_path(str(url)) if self.kind == "sqlite" else Path(str(url))
                 lock_path = journal_lock_paths(base)[1]
             self.lock_path = Path(lock_path)
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)

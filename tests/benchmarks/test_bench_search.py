@@ -28,7 +28,7 @@ def quiet_optuna():
 
 
 def test_bench_rea_sampler_call(benchmark, evaluator):
-    sampler = make_sampler("rea", seed=0)
+    sampler = make_sampler("rea", 0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(lambda t: evaluator(suggest(SPACE, t)).value, n_trials=BUDGET)
     study.ask()  # trial 100, RUNNING: the one the timed call proposes a cell for
@@ -46,7 +46,7 @@ def test_bench_rea_sampler_call(benchmark, evaluator):
 
 def test_bench_rea_10_seeds_100_queries(benchmark, evaluator):
     def searches():
-        return [search_once(SPACE, evaluator, make_sampler("rea", seed=s), BUDGET) for s in range(SEEDS)]
+        return [search_once(SPACE, evaluator, make_sampler("rea", s), BUDGET) for s in range(SEEDS)]
 
     runs = benchmark.pedantic(searches, rounds=3, warmup_rounds=0, iterations=1)
     assert [len(r) for r in runs] == [BUDGET] * SEEDS

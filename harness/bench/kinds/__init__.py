@@ -1,5 +1,6 @@
 """Benchmark kinds: each a ``run(definition, store, batch_id, progress) -> DataFrame``; a kind that can
-resume a batch also has ``unfinished_batch(definition, store) -> batch_id | None``. Kind ``search``
+resume a batch also has ``unfinished_batch(definition, store) -> batch_id | None``, and one that needs
+more than its definition (a storage) a check of it. Kind ``search``
 is the distributed search package's entry point, :mod:`harness.search.batch`."""
 from typing import Callable
 
@@ -15,3 +16,5 @@ KIND_RUNNERS: dict[str, Run] = {"search": search.run_batch, "rank": rank.run, "m
                                 "oneshot": oneshot.run}
 #: Kinds that resume the unfinished batch of the same definition.
 KIND_RESUMERS: dict[str, Callable[..., "str | None"]] = {"search": search.unfinished_batch}
+#: Kinds with checks beyond the definition, run before any work: ``check(definition, batch)``.
+KIND_CHECKS: dict[str, Callable[..., None]] = {"search": search.check_batch}

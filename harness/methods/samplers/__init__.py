@@ -31,9 +31,10 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
-def make_sampler(name: str, seed: "int | None" = None, space: "SearchSpace | str" = "nb201",
+def make_sampler(name: str, seed: "int | None" = None, space: "SearchSpace | str" = "nb201", /,
                  **options: Any) -> optuna.samplers.BaseSampler:
-    """A sampler by name (``rea``, ``random``, ``tpe``) for ``space``; ``options`` go to its constructor."""
+    """A sampler by name (``rea``, ``random``, ``tpe``) for ``space``; ``options`` go to its constructor
+    (positional-only parameters: an option named ``seed`` is a bad option, not a Python error)."""
     if name not in SAMPLERS:
         raise HarnessError(f"sampler {name!r}: unknown (known: {', '.join(SAMPLERS)})")
     try:
