@@ -1,6 +1,7 @@
 """Backbone pre-training: resumable per epoch, the shipped backbone and its provenance, progress lines."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -133,7 +134,8 @@ def test_progress_lines_in_a_log(tiny_data, capsys, monkeypatch):
     finally:
         progress.force_bars(None)
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("pretrain x: 1/2 (50%), 0:00 elapsed, ~0:00 left"), err
+    assert err[0].startswith("pretrain x: 1/2 (50%), ") and err[0].endswith(" left"), err
+    assert err[1].startswith("pretrain x: 2/2 (100%), ") and " elapsed, ~0:00 left" in err[1], err
     assert err[-1].startswith("trained pretrain x: 1 epochs")
 
 
@@ -164,3 +166,12 @@ def test_pretrain_killed_mid_run_continues_from_the_epoch_it_reached(tmp_path):
     b = torch.load(out, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads(provenance_path(out).read_text())["resumed"] is True
+
+
+def test_a_second_pre_training_of_the_same_checkpoint_is_refused(tiny_data, tmp_path):
+    out = tmp_path / "b.pt"
+    with open(tmp_path / "b.pretrain.lock", "w") as held:  # what a running pre-training holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(HarnessError, match="another process is pre-training it now"):
+            pretrain("resnet20", tiny_data(64), out, cfg=CFG, progress=False)
+    assert not out.exists() and not state_path(out).exists()

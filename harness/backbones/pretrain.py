@@ -120,7 +120,7 @@ def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig |
     cfg = cfg or BACKBONE
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.with_name(out.name + ".lock")
+    lock_path = out.with_name(out.stem + ".pretrain.lock")
     with open(lock_path, "w") as lock:
         try:  # two runs writing one state file would undo each other's epochs
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

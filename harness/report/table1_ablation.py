@@ -155,7 +155,7 @@ def ablation_plot(fig: dict, path: Path) -> Path:
         ax.errorbar([k], [d.estimate], yerr=[[d.estimate - d.low], [d.high - d.estimate]], fmt="o", capsize=4,
                     color="tab:orange" if c["period"] == "after_warmup" else "tab:gray")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(cells)), [f"bb {c['bb_epochs']} ep\n{c['period']}" for c in cells], fontsize=8)
+    ax.set_xticks(range(len(cells)), [f"bb {int(c['bb_epochs'])} ep\n{c['period']}" for c in cells], fontsize=8)
     ax.set_ylabel(f"KROCC gain, Tr-Net-5-5 − Original ({LEVEL:.0%} CI)")
     ax.set_title("backbone x schedule (paired over architectures)", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
