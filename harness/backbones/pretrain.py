@@ -24,7 +24,7 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.checkpoint import save_backbone
-from harness.backbones.resnet import build_backbone
+from harness.backbones.resnet import BACKBONES, build_backbone
 from harness.data.datasets import Dataset
 from harness.progress import finished
 from harness.runinfo import run_record
@@ -119,6 +119,8 @@ def pretrain(name: str, data: Dataset, out: "str | Path", *, cfg: "TrainConfig |
     beside it); returns the metadata saved. Resumes from ``state_path(out)`` when it exists."""
     cfg = cfg or BACKBONE
     out = Path(out)
+    if name not in BACKBONES:  # before anything is created
+        raise HarnessError(f"backbone {name!r}: unknown (known: {', '.join(BACKBONES)})")
     out.parent.mkdir(parents=True, exist_ok=True)
     lock_path = out.with_name(out.stem + ".pretrain.lock")
     with open(lock_path, "w") as lock:
