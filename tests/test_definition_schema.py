@@ -191,8 +191,11 @@ def test_ctrl_c_keeps_every_finished_trial_and_says_so_in_one_line(tmp_path):
             .replace("budget = 30", "budget = 40").replace("seeds = 2", "seeds = 1").replace('"rea", "random"', '"random"')
             .replace('datasets = ["cifar100"]', 'datasets = ["cifar10"]')
             + '[train]\nlimit = 64\nbatch_size = 64\nepochs = { original = 1 }\n')
+    # SIGINT as a user's terminal delivers it: a child inherits an ignored SIGINT (some test runners'
+    # workers ignore it), and Python then never raises KeyboardInterrupt, so give it the default.
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "bench", str(_write(tmp_path, text)), "--results",
-                             str(tmp_path / "res")], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                             str(tmp_path / "res")], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     finished = 0
     for line in proc.stderr:  # one line per finished training (stderr is not a terminal)
         finished += line.startswith("trained ")
