@@ -141,17 +141,24 @@ def _train_rows(results: Path) -> int:
     return 0 if rows is None else len(rows)
 
 
-@pytest.mark.slow  # two processes that train 5 architectures twice, tiny
-def test_a_killed_table1_run_trains_only_what_is_missing(tmp_path):
-    toml, results = tmp_path / "tiny.toml", tmp_path / "results"
-    toml.write_text(TINY)
+def _bench_killed_after(text: str, tmp_path: Path, rows: int) -> tuple[list, Path]:
+    """``harness bench`` of definition ``text`` killed with SIGKILL once ``rows`` train rows exist
+    -> (its command, the results folder)."""
+    toml, results = tmp_path / "def.toml", tmp_path / "results"
+    toml.write_text(text)
     cmd = [sys.executable, "-m", "harness.cli", "bench", str(toml), "--results", str(results), "--quiet"]
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _train_rows(results) < 5:
-        time.sleep(0.1)
+    while time.time() < deadline and proc.poll() is None and _train_rows(results) < rows:
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
+    return cmd, results
+
+
+@pytest.mark.slow  # two processes that train 5 architectures twice, tiny
+def test_a_killed_table1_run_trains_only_what_is_missing(tmp_path):
+    cmd, results = _bench_killed_after(TINY, tmp_path, 5)
     first = ResultsStore(results).read("train")
     assert first is not None and 5 <= len(first) < 10, "killed half way"
     # in turns: Original then Tr-Net on one architecture, then the next
@@ -216,15 +223,7 @@ def test_ordered_architectures_grow_n_without_training_any_twice(tmp_path):
 
 @pytest.mark.slow  # one process killed while it trains, then a rerun with a stop time
 def test_a_killed_paper_protocol_run_continues_with_the_next_architecture(tmp_path):
-    toml, results = tmp_path / "paper.toml", tmp_path / "results"
-    toml.write_text(PAPER_TINY)
-    cmd = [sys.executable, "-m", "harness.cli", "bench", str(toml), "--results", str(results), "--quiet"]
-    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _train_rows(results) < 2:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    cmd, results = _bench_killed_after(PAPER_TINY, tmp_path, 2)
     first = ResultsStore(results).read("train")
     assert first is not None and 2 <= len(first) < 5, "killed half way"
     again = subprocess.run([*cmd, "--hours", "1"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
