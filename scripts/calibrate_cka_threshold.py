@@ -25,8 +25,8 @@ from pathlib import Path
 
 from harness import HarnessError
 from harness.analysis.cka_table import read_cka
+from harness.bench.definitions import load_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import load_definition
 from harness.transfer.depth import CKA_ESTIMATORS, shape_compatible, strongest_paths, thresholds_choosing
 
 PAPER_I, REJECTED = 5, (10, 10)

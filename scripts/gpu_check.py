@@ -41,10 +41,11 @@ from typing import Callable
 import torch
 
 from harness import HarnessError
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
 from harness.ci_guard import write_baseline
 from harness.data.datasets import load_dataset
-from harness.definition.schema import Definition, build_definition, load_definition
+from harness.definition.schema import Definition
 from harness.report.refresh import refresh
 from harness.runinfo import device_name, git_commit
 from harness.store.files import write_text

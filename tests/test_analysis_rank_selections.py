@@ -7,8 +7,8 @@ from scipy.stats import kendalltau, spearmanr
 
 from harness import HarnessError
 from harness.analysis.rank import rank_proxy, top_k
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import build_definition, load_definition
 from harness.proxies import GroundTruth, TableProxy
 from harness.report.details import rank_section
 from harness.spaces import get_space

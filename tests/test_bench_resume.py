@@ -16,8 +16,8 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import build_definition, load_definition
 from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy
 from harness.search.batch import journal_path, unfinished_batch

@@ -16,14 +16,14 @@ import tomllib
 from PIL import Image
 
 from harness import HarnessError
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
 from harness.cli import main
 from harness.data import sources
 from harness.data.datasets import load_dataset
-from harness.definition.context import proxy_context
-from harness.definition.schema import build_definition, load_definition
 from harness.proxies.training import check_backbone_leakage
 from harness.report.table1 import table1_benchmarks, table1_report, write_table1_reports
+from harness.sections.context import proxy_context
 from harness.store.results import ResultsStore
 from harness.tabular.nb201 import NB201Table
 

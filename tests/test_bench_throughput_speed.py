@@ -6,8 +6,8 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
+from harness.bench.definitions import build_definition
 from harness.bench.kinds.throughput_speed import concurrent_rows, eval_cache_rows, summary
-from harness.definition.schema import build_definition
 from harness.spaces import get_space
 from harness.train.recipe import TrainConfig
 

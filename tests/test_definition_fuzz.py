@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from harness import HarnessError
+from harness.bench.definitions import build_definition, kind_specs
 from harness.bench.runner import check_benchmark
 from harness.cli import main
-from harness.definition.schema import KINDS, SCHEMAS, build_definition
 from harness.proxies import TABLE_PROXIES, ZERO_COST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,9 @@ EXAMPLES = int(os.environ.get("HARNESS_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 derandomize=not os.environ.get("HARNESS_FUZZ_RANDOM"),
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+KINDS = tuple(kind_specs())
+SCHEMAS = {name: spec.schema for name, spec in kind_specs().items()}
 
 
 def _keys(schema: dict) -> set[str]:

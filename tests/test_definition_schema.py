@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
+from harness.bench.definitions import load_definition
 from harness.bench.runner import run_benchmark
 from harness.cli import main
-from harness.definition.schema import load_definition
 from harness.store.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
-from harness.definition.context import train_settings
-from harness.definition.schema import SCHEMAS, TRAIN_SCHEMA, build_definition
+from harness.bench.definitions import build_definition, kind_specs
 from harness.proxies import TrainSettings
+from harness.sections.context import train_settings
+from harness.sections.schema import TRAIN_SCHEMA
 
 FIELDS = {f.name for f in dataclasses.fields(TrainSettings)}
 #: [train] keys that are no TrainSettings field: the number of random candidates a rank run trains
@@ -33,7 +34,7 @@ def test_every_settings_field_is_a_train_key_and_back():
     # no field would be dropped silently by train_settings
     assert FIELDS <= set(TRAIN_SCHEMA)
     assert set(TRAIN_SCHEMA) - FIELDS == NOT_SETTINGS
-    for kind, schema in SCHEMAS.items():
+    for kind, schema in ((name, spec.schema) for name, spec in kind_specs().items()):
         if "train" in schema:
             assert set(schema["train"]) <= FIELDS | NOT_SETTINGS, kind
 

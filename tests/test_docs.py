@@ -1,6 +1,6 @@
 """The README and docs/ stay true to the code: every relative link resolves (anchors included),
 every ``make <target>`` and ``harness <subcommand>`` they name exists, the definitions page lists
-every kind and key of ``harness.definition.schema`` with its type and default, ``make help`` lists
+every registered kind and key with its type and default, ``make help`` lists
 every Makefile target, and every CLI help ends with a runnable example.
 
 Commands are looked for in code only (fenced blocks and inline code spans), where they are meant
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.bench.definitions import kind_specs
 from harness.cli import build_parser
-from harness.definition.schema import COMMON, DEFAULTS, KINDS, SCHEMAS
+from harness.definition.schema import COMMON
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -31,6 +32,11 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 MAKE = re.compile(r"(?<![\w./$-])make((?:[ \t]+[^\s;&|#`'\")]+)+)")
 HARNESS = re.compile(r"(?<![\w.-])harness[ \t]+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?")
 TARGET = re.compile(r"^([A-Za-z0-9][\w.-]*)[ \t]*:(?!=)", re.M)
+
+SPECS = kind_specs()
+KINDS = tuple(SPECS)
+SCHEMAS = {name: spec.schema for name, spec in SPECS.items()}
+DEFAULTS = {name: spec.defaults for name, spec in SPECS.items()}
 
 
 def split_code(text: str) -> tuple[str, list[str]]:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from harness.backbones.pretrain import pretrain
+from harness.bench.definitions import load_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
-from harness.definition.schema import load_definition
 from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy, train_candidate
 from harness.search.trials import search_once

@@ -7,8 +7,8 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import build_definition, load_definition
 from harness.measure.memory import SavedTensorCounter, cuda_peak_bytes, saved_tensor_bytes, step_figures
 from harness.spaces.nb201.encoding import ALL_CONV3X3
 from harness.spaces.nb201.network import NB201Network

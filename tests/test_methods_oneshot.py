@@ -6,7 +6,7 @@ from torch import nn
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
-from harness.definition.schema import build_definition
+from harness.bench.definitions import build_definition
 from harness.methods.oneshot.bilevel import (
     SearchConfig,
     alpha_grad_first,

@@ -7,9 +7,9 @@ import torch
 from harness import HarnessError
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.pretrain import pretrain
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset, seen_in_training
-from harness.definition.schema import build_definition
 from harness.proxies import RecordedProxy, TrainProxy
 from harness.proxies.training import parse_method, train_candidate
 from harness.spaces import get_space

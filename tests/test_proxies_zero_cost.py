@@ -13,9 +13,9 @@ from torch import nn
 
 from harness import HarnessError
 from harness.analysis.rank import correlations
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
-from harness.definition.schema import build_definition
 from harness.measure.counting import count_flops, count_params
 from harness.proxies import ProxyContext, make_proxy, proxy_kind
 from harness.proxies.zero_cost.joint import score_all

@@ -10,9 +10,9 @@ import torch
 from harness import HarnessError
 from harness.backbones.checkpoint import save_backbone
 from harness.backbones.resnet import build_backbone
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
-from harness.definition.schema import build_definition
 from harness.measure.counting import count_params
 from harness.proxies import proxy_kind
 from harness.proxies.zero_cost.measures import ZeroCostProxy, score_network

@@ -8,7 +8,7 @@ from PIL import Image
 
 from harness import HarnessError
 from harness.analysis.cka_table import LEGACY_ESTIMATOR, read_cka
-from harness.definition.schema import build_definition
+from harness.bench.definitions import build_definition
 from harness.report.cka import (
     GRID_PNG,
     MEAN_PNG,

@@ -244,8 +244,8 @@ def test_plot_memory_from_summaries_and_without_memory_figures(tmp_path):
 
 def test_real_tabular_benchmark_feeds_the_leaderboard(tmp_path):
     """The runner's real output (2 seeds x 12 queries of REA and random) is read as written."""
+    from harness.bench.definitions import load_definition
     from harness.bench.runner import run_benchmark
-    from harness.definition.schema import load_definition
 
     root = Path(__file__).resolve().parents[1]
     defn = load_definition(root / "benchmarks" / "nb201-rea.toml",

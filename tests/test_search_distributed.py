@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.definition.schema import build_definition
+from harness.bench.definitions import build_definition
 from harness.methods.samplers import make_sampler
 from harness.proxies import TableProxy
 from harness.search.batch import run_batch

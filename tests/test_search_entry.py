@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from harness import cli
-from harness.definition.schema import build_definition
+from harness.bench.definitions import build_definition
 from harness.search import studies
 from harness.search.batch import journal_path
 from harness.store.results import ResultsStore

@@ -145,8 +145,8 @@ def test_bad_arguments_fail_before_anything_starts(tmp_path, kwargs, match):
 def test_a_worker_for_a_study_that_does_not_exist_creates_no_journal(tmp_path, capsys):
     """A mistyped journal path or study name is one line, exit 2, and creates nothing: not the
     journal (nor its folder), not a lock file next to an existing one."""
+    from harness.bench.definitions import build_definition
     from harness.cli import main
-    from harness.definition.schema import build_definition
     from harness.search.studies import create_studies
 
     typo = tmp_path / "typo" / "search.jsonl"

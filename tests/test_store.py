@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness import HarnessError
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import build_definition
 from harness.search.storage import optuna_storage
 from harness.search.summary import anytime_curves, best_by_proxy, summaries_from_runs, summarise_run
 from harness.store.results import TABLES, ResultsStore

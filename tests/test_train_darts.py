@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.cli import main
-from harness.definition.schema import build_definition
 from harness.proxies.settings import TrainSettings
 from harness.spaces import get_space
 from harness.spaces.darts.genotype import DARTS_V2

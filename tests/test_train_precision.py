@@ -7,11 +7,12 @@ import torch
 
 from harness import HarnessError
 from harness.backbones.resnet import build_backbone
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.context import run_meta
-from harness.definition.schema import Definition, build_definition
+from harness.definition.schema import Definition
 from harness.proxies import TrainSettings
 from harness.proxies.training import train_candidate
+from harness.sections.context import run_meta
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.train import recipe

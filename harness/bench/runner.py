@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness import HarnessError
-from harness.bench.kinds import KIND_CHECKS, KIND_RESUMERS, KIND_RUNNERS
-from harness.definition.context import check_inputs
+from harness.bench.kinds import KINDS
 from harness.definition.schema import Definition
+from harness.sections.context import check_inputs
 from harness.store.results import ResultsStore
 
 
@@ -29,7 +29,10 @@ def check_benchmark(defn: Definition, results: "str | Path" = "results", new_bat
     """What a run of the validated ``defn`` needs beyond its file, checked before any work and creating
     nothing: the arguments, the results folder (writable, every part readable), the images and the
     backbone checkpoint it reads, and a search's storage and batch. ``harness bench`` checks every file so before running any."""
-    if batch is not None and (defn.kind not in KIND_RESUMERS or defn.get("storage") is None):
+    kind = KINDS.get(defn.kind)
+    if kind is None:
+        raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
+    if batch is not None and (kind.resume is None or defn.get("storage") is None):
         raise HarnessError(f"{defn.source}: a batch id resumes search studies in a storage: the definition must be "
                            "a search with --storage or a 'storage' key")
     if batch is not None and new_batch:
@@ -37,11 +40,9 @@ def check_benchmark(defn: Definition, results: "str | Path" = "results", new_bat
     store = ResultsStore(results)
     store.check_writable()  # an unwritable results folder or a corrupt part stops us before any work
     store.check_readable()
-    if defn.kind not in KIND_RUNNERS:
-        raise HarnessError(f"{defn.source}: kind {defn.kind!r} has no runner")
     check_inputs(defn)
-    if defn.kind in KIND_CHECKS:
-        KIND_CHECKS[defn.kind](defn, batch)
+    if kind.check is not None:
+        kind.check(defn, batch)
 
 
 def run_benchmark(defn: Definition, results: "str | Path" = "results", progress: bool = True,
@@ -51,6 +52,7 @@ def run_benchmark(defn: Definition, results: "str | Path" = "results", progress:
     studies in the definition's ``storage`` (a search's studies on a shared server)."""
     check_benchmark(defn, results, new_batch, batch)
     store = ResultsStore(results)
-    if batch is None and not new_batch and defn.kind in KIND_RESUMERS:
-        batch = KIND_RESUMERS[defn.kind](defn, store)
-    return KIND_RUNNERS[defn.kind](defn, store, batch or new_batch_id(defn.name), progress)
+    kind = KINDS[defn.kind]
+    if batch is None and not new_batch and kind.resume is not None:
+        batch = kind.resume(defn, store)
+    return kind.run(defn, store, batch or new_batch_id(defn.name), progress)

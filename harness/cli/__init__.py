@@ -15,12 +15,13 @@ import pandas as pd
 from harness import HarnessError
 from harness.analysis.autotransfer import train_auto_transfer
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
+from harness.bench.definitions import build_definition, kind_specs, load_definition
 from harness.bench.runner import check_benchmark, run_benchmark
 from harness.cli.parser import build_parser
 from harness.data.datasets import load_dataset
 from harness.data.download import download
 from harness.data.sources import NAMED_SOURCES
-from harness.definition.schema import SCHEMAS, Definition, build_definition, load_definition
+from harness.definition.schema import Definition
 from harness.progress import force_bars
 from harness.proxies import ProxyContext, TrainSettings, parse_method
 from harness.proxies.training import PRETRAIN_HINT
@@ -152,7 +153,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def _keys_of(path: str) -> set:
     """Overrides apply to the kinds that have the key (``--budget`` means nothing to a rank run)."""
     kind = load_definition(path).kind
-    return set(SCHEMAS[kind])
+    return set(kind_specs()[kind].schema)
 
 
 def _refresh(results: str) -> None:

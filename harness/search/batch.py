@@ -27,12 +27,12 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.definition.context import proxy_context
-from harness.definition.schema import Definition
+from harness.definition.schema import Definition, Kind
 from harness.proxies import proxy_kind, proxy_method
 from harness.search.faults import FAULTS, Faults
 from harness.search.loop import FINALISED
 from harness.search.processes import run_processes
+from harness.search.spec import SPEC
 from harness.search.storage import check_storage, check_study, journal_lock_paths, optuna_storage, redact
 from harness.search.studies import (
     CONFIG,
@@ -45,6 +45,7 @@ from harness.search.studies import (
     study_meta,
     write_rows,
 )
+from harness.sections.context import proxy_context
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
@@ -180,3 +181,6 @@ def join(storage_url: str, name: str, results: str = "results", *, progress: boo
     check_study(storage_url, name)  # before Optuna opens the storage: that would create a journal or tables
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return join_studies(storage_url, name, results, progress=progress, faults=faults)
+
+
+KIND = Kind(SPEC, run_batch, resume=unfinished_batch, check=check_batch)

@@ -28,15 +28,16 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from harness import HarnessError
-from harness.definition.context import proxy_context, run_meta
 from harness.definition.schema import Definition, build_definition
 from harness.methods.samplers import make_sampler
 from harness.proxies import make_proxy
 from harness.search.faults import FAULTS, Faults
 from harness.search.loop import optimize_to_budget, worker_seed
+from harness.search.spec import SPEC
 from harness.search.storage import StudyLock, load_study, optuna_storage
 from harness.search.summary import summarise_run
 from harness.search.trials import evaluate_trial, trial_row, with_cumulative
+from harness.sections.context import proxy_context, run_meta
 from harness.store.results import ResultsStore
 
 CONFIG, RUN = "harness:config", "harness:run"
@@ -171,7 +172,7 @@ def join_study(storage_url: str, study_name: str, results: str, *, progress: boo
     if CONFIG not in attrs or RUN not in attrs:
         raise HarnessError(f"study {study_name!r}: not a harness search study (no {CONFIG!r} / {RUN!r} attributes)")
     run = attrs[RUN]
-    defn = build_definition(attrs[CONFIG], f"study {study_name!r}")
+    defn = build_definition(attrs[CONFIG], f"study {study_name!r}", {SPEC.name: SPEC})
     store = ResultsStore(results)
     ctx = proxy_context(defn, run["dataset"], store, run["batch_id"], progress)
     options = defn["sampler_options"].get(run["sampler"], {})

@@ -42,7 +42,7 @@ _STAMP = re.compile(r"(\d{8}T\d{6})")
 #: Arrow type of each declared column type.
 _TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 _VERSIONS = "version_harness version_torch version_numpy version_pandas version_optuna version_python"
-_RUN = "batch_id benchmark kind space config"  # harness.definition.context.run_meta, besides provenance
+_RUN = "batch_id benchmark kind space config"  # harness.sections.context.run_meta, besides provenance
 #: The per-method memory columns ('<method>/<figure>', harness.measure.memory.step_figures) for the
 #: methods of the shipped memory definitions; another Tr-Net's columns are declared here first.
 MEMORY_METHODS = ("original", "tr-net-5-5", "tr-supernet-2-3")

@@ -1,20 +1,17 @@
-"""Benchmark kinds: each a ``run(definition, store, batch_id, progress) -> DataFrame``; a kind that can
-resume a batch also has ``unfinished_batch(definition, store) -> batch_id | None``, and one that needs
-more than its definition (a storage) a check of it. Kind ``search``
-is the distributed search package's entry point, :mod:`harness.search.batch`."""
-from typing import Callable
-
-import pandas as pd
-
+"""Benchmark kinds, registered here, one entry each: a kind is one module holding its definition's
+keys, defaults and validation (:class:`harness.definition.schema.KindSpec`) next to its runner,
+bound in a :class:`harness.definition.schema.Kind`. Kind ``search`` is the distributed search
+package's entry point (:mod:`harness.search.batch`, its keys in :mod:`harness.search.spec`)."""
 from harness.bench.kinds import cka, memory, oneshot, rank, throughput, train
+from harness.definition.schema import Kind
 from harness.search import batch as search
 
-Run = Callable[..., pd.DataFrame]
-
-KIND_RUNNERS: dict[str, Run] = {"search": search.run_batch, "rank": rank.run, "memory": memory.run,
-                                "throughput": throughput.run, "cka": cka.run, "train": train.run,
-                                "oneshot": oneshot.run}
-#: Kinds that resume the unfinished batch of the same definition.
-KIND_RESUMERS: dict[str, Callable[..., "str | None"]] = {"search": search.unfinished_batch}
-#: Kinds with checks beyond the definition, run before any work: ``check(definition, batch)``.
-KIND_CHECKS: dict[str, Callable[..., None]] = {"search": search.check_batch}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    search.KIND,
+    rank.KIND,
+    memory.KIND,
+    throughput.KIND,
+    cka.KIND,
+    train.KIND,
+    oneshot.KIND,
+)}

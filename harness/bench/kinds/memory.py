@@ -14,15 +14,29 @@ import pandas as pd
 import torch
 
 from harness.backbones.resnet import build_backbone
-from harness.definition.context import backbone_settings, run_meta
-from harness.definition.schema import Definition
+from harness.definition.schema import BOOL, INT, LIST_STR, Definition, Kind, KindSpec
 from harness.measure.memory import step_figures
 from harness.runinfo import default_device, device_name
+from harness.sections.context import backbone_settings, run_meta
+from harness.sections.schema import BACKBONE_SCHEMA, check_arch_list, check_sections
+from harness.sections.splices import check_fixed_depth, check_splices
 from harness.spaces import get_space
 from harness.store.results import ResultsStore, check_declared
 from harness.train.loop import training_step
 from harness.train.recipe import ORIGINAL
 from harness.transfer.splice import build_tr_net, build_tr_supernet
+
+SCHEMA = {"batch_size": INT, "archs": INT, "arch_list": LIST_STR, "seed": INT, "i": INT, "j": INT,
+          "supernet": BOOL, "backbone": BACKBONE_SCHEMA}
+DEFAULTS = {"space": "nb201", "batch_size": 256, "archs": 50, "seed": 0, "i": 5, "j": 5, "supernet": False,
+            "backbone": {}}
+
+
+def validate(d: Definition) -> None:
+    check_sections(d)
+    check_arch_list(d)
+    check_splices(d)
+    check_fixed_depth(d, supernet=d["supernet"])
 
 
 def candidates(defn: Definition) -> list[tuple[str, object]]:
@@ -68,3 +82,6 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
               f"backward {g['original/saved_bytes'].mean() / 2**30:.3f} vs {g[f'{trnet}/saved_bytes'].mean() / 2**30:.3f}"
               f" GiB, ratio {ratio:.2f}x")
     return df
+
+
+KIND = Kind(KindSpec("memory", SCHEMA, DEFAULTS, validate), run)

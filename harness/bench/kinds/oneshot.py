@@ -20,14 +20,57 @@ import json
 import pandas as pd
 import torch
 
-from harness.definition.context import proxy_context, run_meta
-from harness.definition.schema import Definition
+from harness import HarnessError
+from harness.definition.schema import FLOAT, INT, LIST_INT, LIST_STR, STR, Definition, Kind, KindSpec
 from harness.measure.memory import step_figures
 from harness.methods.oneshot.bilevel import SearchConfig, make_optimizers, search_step
 from harness.methods.oneshot.dartspt import build_search_supernet, config_from_table, dartspt_search, parse_supernet
 from harness.proxies import GroundTruth
 from harness.runinfo import device_name
+from harness.sections.context import check_inputs, proxy_context, run_meta
+from harness.sections.schema import BACKBONE_SCHEMA, check_sections
+from harness.sections.splices import check_splices
 from harness.store.results import ResultsStore
+
+#: DARTS+PT settings (harness.methods.oneshot.bilevel.SearchConfig); warmup per supernet name.
+SEARCH_SCHEMA = {"epochs": INT, "warmup": {"*": INT}, "tune_epochs": INT, "project_every": INT,
+                 "batch_size": INT, "cutout": INT, "order": STR, "train_portion": FLOAT,
+                 "hessian_every": INT, "hessian_batch": INT, "power_iters": INT, "select_limit": INT}
+SCHEMA = {"datasets": LIST_STR, "supernets": LIST_STR, "seeds": INT, "seed_offset": INT,
+          "warmups": LIST_INT, "cutouts": LIST_INT, "search": SEARCH_SCHEMA,
+          "train": {"data": STR, "device": STR, "limit": INT}, "backbone": BACKBONE_SCHEMA}
+DEFAULTS = {"space": "nb201", "datasets": ["cifar10"], "supernets": ["original", "tr-supernet-5-5"],
+            "seeds": 1, "seed_offset": 0, "warmups": [], "cutouts": [], "search": {}, "train": {},
+            "backbone": {}}
+
+
+def validate(d: Definition) -> None:
+    """Every supernet name, and the search settings each run would get (axes included)."""
+    check_sections(d)
+    depths = {}
+    for name in d["supernets"]:
+        try:
+            depths[name] = parse_supernet(name)
+        except HarnessError as e:
+            raise HarnessError(f"{d.source}: key 'supernets': {e}") from None
+    if not d["supernets"]:
+        raise HarnessError(f"{d.source}: key 'supernets' must not be empty")
+    for key in ("warmups", "cutouts"):
+        if any(v < 0 for v in d[key]):
+            raise HarnessError(f"{d.source}: key {key!r} must hold integers >= 0, got {d[key]}")
+    for supernet in d["supernets"]:
+        for warmup in d["warmups"] or [None]:
+            for cutout in d["cutouts"] or [None]:
+                try:
+                    config_from_table(d["search"], supernet, warmup, cutout)
+                except HarnessError as e:
+                    raise HarnessError(f"{d.source}: key 'search' ({supernet}): {e}") from None
+    check_splices(d, supernets=depths)
+
+
+def check(d: Definition, batch: "str | None") -> None:
+    """It trains supernets whatever its proxies; Tr-Supernets read the backbone."""
+    check_inputs(d, reads_images=True, borrows_backbone=any(parse_supernet(s) is not None for s in d["supernets"]))
 
 
 def search_figures(model: torch.nn.Module, cfg: SearchConfig, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -102,3 +145,6 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
                   f"(train {res.train_s:.1f}, select {res.select_s:.1f})  saved {figures['saved_bytes'] / 2**20:.1f} "
                   f"MiB", flush=True)
     return pd.DataFrame(out)
+
+
+KIND = Kind(KindSpec("oneshot", SCHEMA, DEFAULTS, validate), run, check=check)

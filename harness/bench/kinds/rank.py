@@ -26,14 +26,50 @@ import numpy as np
 import pandas as pd
 
 from harness import HarnessError
-from harness.analysis.rank import RankResult, paired_rows, rank_proxy, top_k
+from harness.analysis.rank import TIES, TRAIN_SELECTIONS, RankResult, paired_rows, rank_proxy, top_k
 from harness.bench.kinds.rank_zero_cost import rank_zero_cost
-from harness.definition.context import proxy_context, run_meta
-from harness.definition.schema import Definition
+from harness.definition.schema import INT, LIST_STR, STR, Definition, Kind, KindSpec
 from harness.progress import bar as progress_bar
 from harness.progress import finished
 from harness.proxies import GroundTruth, Score, TableProxy, make_proxy, proxy_kind
+from harness.sections.context import proxy_context, run_meta
+from harness.sections.schema import BACKBONE_SCHEMA, TRAIN_SCHEMA, check_sections, trained_proxies
+from harness.sections.splices import check_splices
 from harness.store.results import ResultsStore
+
+SCHEMA = {"datasets": LIST_STR, "proxies": LIST_STR, "table": STR, "sample": INT, "draws": INT, "top_k": INT,
+          "ties": STR, "train_selections": LIST_STR, "compare_to": STR, "seed": INT, "zc_timed": INT, "zc_top_k": INT,
+          "train": TRAIN_SCHEMA, "backbone": BACKBONE_SCHEMA}
+DEFAULTS = {"space": "nb201", "proxies": ["nb201-12ep-val"], "draws": 20, "ties": "drop", "seed": 0,
+            "train_selections": ["random"], "zc_timed": 10, "train": {}, "backbone": {}}
+
+
+def validate(d: Definition) -> None:
+    src = d.source
+    check_sections(d)
+    d.one_of("ties", d["ties"], TIES)
+    trained = trained_proxies(d)
+    zero_cost = [p for p in d["proxies"] if proxy_kind(p) == "zero_cost"]
+    if zero_cost and "sample" not in d.raw:
+        raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
+                           f"zero-cost proxies {', '.join(zero_cost)} score")
+    if "zc_top_k" in d.raw and not (zero_cost and 2 <= d["zc_top_k"] <= d.get("sample", 0)):
+        raise HarnessError(f"{src}: key 'zc_top_k' must be in 2..sample ({d.get('sample', 0)}) and needs "
+                           f"zc: proxies, got {d['zc_top_k']}")
+    if "compare_to" in d.raw:
+        d.one_of("compare_to", d["compare_to"], d["proxies"])
+    if not d["train_selections"] or len(set(d["train_selections"])) != len(d["train_selections"]):
+        raise HarnessError(f"{src}: key 'train_selections' must list each of {', '.join(TRAIN_SELECTIONS)} "
+                           f"at most once, and at least one, got {d['train_selections']}")
+    for selection in d["train_selections"]:
+        d.one_of("train_selections", selection, TRAIN_SELECTIONS)
+    if trained and {"random", "ordered"} & set(d["train_selections"]) and d["train"].get("archs", 0) < 2:
+        raise HarnessError(f"{src}: key 'train.archs' must be >= 2 to rank the trained proxies "
+                           f"{', '.join(trained)}")
+    if trained and "top_k" in d["train_selections"] and d.get("top_k", 0) < 2:
+        raise HarnessError(f"{src}: key 'top_k' must be >= 2 to rank the trained proxies "
+                           f"{', '.join(trained)} on the top-k (train_selections has 'top_k')")
+    check_splices(d)
 
 
 def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
@@ -134,3 +170,6 @@ def trained_selections(defn: Definition, truth: np.ndarray) -> dict[str, np.ndar
         else:  # top_k: the same set the table path ranks (rank_proxy(top=...) selects it again)
             out[selection] = top_k(truth, defn["top_k"], defn["ties"])
     return out
+
+
+KIND = Kind(KindSpec("rank", SCHEMA, DEFAULTS, validate, required=("datasets",)), run)

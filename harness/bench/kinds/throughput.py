@@ -19,21 +19,48 @@ import time
 import pandas as pd
 import torch
 
+from harness import HarnessError
 from harness.backbones.resnet import build_backbone
 from harness.bench.kinds.memory import candidates
 from harness.bench.kinds.throughput_speed import concurrent_rows, eval_cache_rows
 from harness.bench.kinds.throughput_speed import summary as speed_summary
 from harness.data.datasets import load_dataset
-from harness.definition.context import backbone_settings, run_meta
-from harness.definition.schema import Definition
+from harness.definition.schema import INT, LIST_INT, LIST_STR, STR, Definition, Kind, KindSpec
 from harness.runinfo import default_device, device_name
+from harness.sections.context import backbone_settings, run_meta
+from harness.sections.schema import BACKBONE_SCHEMA, check_arch_list, check_sections
+from harness.sections.splices import check_fixed_depth, check_splices
 from harness.spaces import get_space
 from harness.store.files import write_text
 from harness.store.markdown import markdown_table
 from harness.store.results import ResultsStore
 from harness.train.loop import training_step
-from harness.train.recipe import ORIGINAL, default_mode
+from harness.train.recipe import MODES, ORIGINAL, default_mode
 from harness.transfer.splice import build_tr_net
+
+SCHEMA = {"batch_size": INT, "archs": INT, "arch_list": LIST_STR, "steps": INT, "threads": INT, "seed": INT, "i": INT,
+          "j": INT, "modes": LIST_STR, "methods": LIST_STR, "out": STR,
+          "cache_archs": INT, "cache_modes": LIST_STR, "cache_rounds": INT, "concurrency": LIST_INT,
+          "backbone": BACKBONE_SCHEMA}
+DEFAULTS = {"space": "nb201", "batch_size": 256, "archs": 1, "steps": 5, "threads": 0, "seed": 0,
+            "i": 5, "j": 5, "modes": ["fp32"], "methods": ["original", "tr-net"], "backbone": {},
+            "cache_archs": 0, "cache_modes": [], "cache_rounds": 3, "concurrency": []}
+
+
+def validate(d: Definition) -> None:
+    check_sections(d)
+    for m in d["modes"]:
+        d.one_of("modes", m, MODES)
+    for m in d["methods"]:
+        d.one_of("methods", m, ("original", "tr-net"))
+    for m in d["cache_modes"]:
+        d.one_of("cache_modes", m, MODES)
+    if any(k < 1 for k in d["concurrency"]):
+        raise HarnessError(f"{d.source}: key 'concurrency': every K must be >= 1, got {d['concurrency']}")
+    check_arch_list(d)
+    check_splices(d)
+    if "tr-net" in d["methods"] or d["cache_archs"] or d["concurrency"]:
+        check_fixed_depth(d, supernet=False)
 
 
 def _timed(step) -> float:
@@ -133,3 +160,6 @@ def summary(df: pd.DataFrame, name: str) -> str:
         f"listed = the `arch_list` architectures, random = mean over the random ones. "
         + (f"Default training mode on this device: {r0['default_mode']}." if "default_mode" in df else ""),
         markdown_table(["architectures", "method", "mode", "n", "images/s", f"vs {first}"], rows)]) + "\n"
+
+
+KIND = Kind(KindSpec("throughput", SCHEMA, DEFAULTS, validate), run)

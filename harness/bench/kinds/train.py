@@ -12,12 +12,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness import HarnessError
 from harness.analysis.rank import correlations
-from harness.definition.context import proxy_context, run_meta
-from harness.definition.schema import Definition
-from harness.proxies import make_proxy
+from harness.definition.schema import LIST_STR, Definition, Kind, KindSpec
+from harness.proxies import make_proxy, proxy_kind
+from harness.sections.context import proxy_context, run_meta
+from harness.sections.schema import BACKBONE_SCHEMA, TRAIN_SCHEMA, check_arch_list, check_sections
+from harness.sections.splices import check_splices
 from harness.store.results import ResultsStore
 from harness.tabular import get_table, table_spaces
+
+SCHEMA = {"datasets": LIST_STR, "arch_list": LIST_STR, "proxies": LIST_STR, "train": TRAIN_SCHEMA,
+          "backbone": BACKBONE_SCHEMA}
+DEFAULTS = {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {}, "backbone": {}}
+
+
+def validate(d: Definition) -> None:
+    check_sections(d)
+    for p in d["proxies"]:
+        if proxy_kind(p) != "train":
+            raise HarnessError(f"{d.source}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
+    check_arch_list(d)
+    check_splices(d)
 
 
 def _against_table(defn: Definition, dataset: str, rows: list[dict], proxy: str) -> list[dict]:
@@ -54,3 +70,6 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
     if agreement:
         store.append("rank", pd.DataFrame(agreement).assign(**run_meta(defn, batch_id)))
     return pd.DataFrame(rows)
+
+
+KIND = Kind(KindSpec("train", SCHEMA, DEFAULTS, validate, required=("arch_list",)), run)

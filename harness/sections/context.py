@@ -11,6 +11,7 @@ from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, TrainSettings, proxy_kind
 from harness.runinfo import run_record
+from harness.sections.schema import trained_proxies
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
@@ -39,23 +40,19 @@ def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id:
                         meta={"batch_id": batch_id, "benchmark": defn.name})
 
 
-def trains(defn: Definition) -> bool:
-    """Whether a run of ``defn`` trains candidates (a ``train`` or ``cka`` kind, or a proxy that trains)."""
-    return defn.kind in ("train", "cka") or any(proxy_kind(p) in ("train", "recorded") for p in defn.get("proxies", []))
-
-
-def check_inputs(defn: Definition) -> None:
+def check_inputs(defn: Definition, *, reads_images: bool = False, borrows_backbone: bool = False) -> None:
     """The files a run of ``defn`` reads exist on this machine: its images (an .npz file or a folder
-    of official archives) and the backbone checkpoint it names. Not part of validating the file: a
-    ``[full]`` table names data only GPU machines hold."""
+    of official archives) and the backbone checkpoint it names, where its proxies need them or the
+    kind says so (``reads_images``: it trains whatever its proxies; ``borrows_backbone``: it splices
+    the backbone whatever its proxies). Not part of validating the file: a ``[full]`` table names
+    data only GPU machines hold."""
     checkpoint = defn.get("backbone", {}).get("checkpoint")
-    borrows = defn.kind == "cka" or any("tr-net-" in p for p in defn.get("proxies", [])) or \
-        any(s.startswith("tr-supernet-") for s in defn.get("supernets", []))
+    borrows = borrows_backbone or any("tr-net-" in p for p in defn.get("proxies", []))
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
     data = defn.get("train", {}).get("data", "embedded")
-    needs = trains(defn) or defn.kind == "oneshot" or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
+    needs = reads_images or trained_proxies(defn) or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
     if not needs or data in NAMED_SOURCES:
         return
     path = Path(data)
@@ -64,12 +61,12 @@ def check_inputs(defn: Definition) -> None:
                            "(an .npz, or a folder of official archives: `harness data download`)")
 
 
-def run_meta(defn: Definition, batch_id: str, seed: "int | None" = None, **extra) -> dict:
+def run_meta(defn: Definition, batch_id: str, seed: "int | None" = None, *, trains: bool = False, **extra) -> dict:
     """Provenance every row of a run carries: batch, benchmark, space, the full config (every
-    option, defaults filled in; for a run that trains, the concrete precision and memory format
-    its device defaulted to), commit, versions, device, seed."""
+    option, defaults filled in; for a run that trains -- its proxies do, or ``trains`` -- the
+    concrete precision and memory format its device defaulted to), commit, versions, device, seed."""
     config = defn.as_config()
-    if trains(defn):
+    if trains or trained_proxies(defn):
         precision, channels_last = train_settings(defn).mode()
         config["train"] = {**config["train"], "precision": precision, "channels_last": channels_last}
     return {"batch_id": batch_id, "benchmark": defn.name, "kind": defn.kind, "space": defn["space"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,16 +23,13 @@ from harness import HarnessError, one_line
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import BACKBONES, build_backbone
 from harness.data.datasets import input_size
-from harness.methods.oneshot.dartspt import parse_supernet
+from harness.definition.schema import Definition
 from harness.proxies import TRAIN_DATASET, parse_method, proxy_kind
 from harness.proxies.training import check_backbone_leakage
 from harness.proxies.zero_cost.measures import PREFIX as ZC_PREFIX
 from harness.proxies.zero_cost.trnet import SuffixNetwork, split_name
 from harness.spaces import get_space
 from harness.transfer.splice import build_tr_net, build_tr_supernet
-
-if TYPE_CHECKING:  # schema calls check_splices as its last step
-    from harness.definition.schema import Definition
 
 #: Images of the memory and throughput kinds (random CIFAR-sized batches).
 CIFAR_INPUT = (3, 32, 32)
@@ -118,17 +114,16 @@ def _method_of(proxy: str) -> "tuple[str | None, bool]":
     return None, False
 
 
-def check_splices(defn: Definition) -> None:
+def check_splices(defn: Definition, supernets: "dict[str, tuple[int, int] | None] | None" = None) -> None:
     """Raise a :class:`HarnessError` naming the file and the key for a Tr-Net / Tr-Supernet depth the
-    space's network or the backbone cannot have, or network options its constructor refuses."""
+    space's network or the backbone cannot have, or network options its constructor refuses: the
+    Tr-Nets the proxies name, and ``supernets`` (a ``supernets`` entry -> its (i, j), None for the
+    Original supernet). A kind's ``validate`` calls it last: the depths are checked against a
+    network built from validated options."""
     options = dict(defn.get("train", {}).get("network", {}))
     if options:
         _network_of(defn, options, supernet=False)
-    if defn.kind in ("memory", "throughput"):
-        _check_fixed_depth(defn)
-        return
-    named = [("supernets", name, parse_supernet(name), False, True) for name in defn.get("supernets", [])
-             if defn.kind == "oneshot"]
+    named = [("supernets", name, depth, False, True) for name, depth in (supernets or {}).items()]
     for proxy in defn.get("proxies", []):
         method, suffix = _method_of(proxy)
         named.append(("proxies", proxy, None if method is None else parse_method(method), suffix, False))
@@ -149,11 +144,9 @@ def check_splices(defn: Definition) -> None:
                 raise HarnessError(f"{defn.source}: key {key!r}: {label!r} on {dataset}: {problem}")
 
 
-def _check_fixed_depth(defn: Definition) -> None:
-    """Memory and throughput runs splice ``i``, ``j`` with the named backbone, on CIFAR-sized images."""
-    if not (defn.kind == "memory" or "tr-net" in defn["methods"] or defn["cache_archs"] or defn["concurrency"]):
-        return
-    supernet = defn.kind == "memory" and defn["supernet"]
+def check_fixed_depth(defn: Definition, supernet: bool) -> None:
+    """Tr-Net-i-j (Tr-Supernet-i-j with ``supernet``) of the definition's ``i``, ``j`` with the named
+    backbone, on CIFAR-sized images (the memory and throughput kinds' random batches)."""
     backbone, _, _ = _backbone_of(defn, by_name_only=True)
     i, j = defn["i"], defn["j"]
     problem = _splice_problem(_network_of(defn, {}, supernet), backbone, i, j, CIFAR_INPUT, False)
