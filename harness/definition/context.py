@@ -9,7 +9,7 @@ from harness import HarnessError
 from harness.backbones.pretrain import BackboneSettings
 from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
-from harness.proxies import ProxyContext, TrainSettings, proxy_kind
+from harness.proxies import ProxyContext, TrainSettings, proxy_family
 from harness.runinfo import run_record
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
@@ -36,12 +36,12 @@ def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id:
     """Proxies for ``dataset``; their training rows carry this batch and benchmark."""
     return ProxyContext(space=get_space(defn["space"]), dataset=dataset, store=store, train=train_settings(defn),
                         backbone=backbone_settings(defn), results=store.root, progress=progress,
-                        meta={"batch_id": batch_id, "benchmark": defn.name})
+                        meta={"batch_id": batch_id, "benchmark": defn.name}, table=defn.get("table"))
 
 
 def trains(defn: Definition) -> bool:
     """Whether a run of ``defn`` trains candidates (a ``train`` or ``cka`` kind, or a proxy that trains)."""
-    return defn.kind in ("train", "cka") or any(proxy_kind(p) in ("train", "recorded") for p in defn.get("proxies", []))
+    return defn.kind in ("train", "cka") or any(proxy_family(p).trains for p in defn.get("proxies", []))
 
 
 def check_inputs(defn: Definition) -> None:
@@ -49,13 +49,13 @@ def check_inputs(defn: Definition) -> None:
     of official archives) and the backbone checkpoint it names. Not part of validating the file: a
     ``[full]`` table names data only GPU machines hold."""
     checkpoint = defn.get("backbone", {}).get("checkpoint")
-    borrows = defn.kind == "cka" or any("tr-net-" in p for p in defn.get("proxies", [])) or \
+    borrows = defn.kind == "cka" or any(proxy_family(p).needs_backbone(p) for p in defn.get("proxies", [])) or \
         any(s.startswith("tr-supernet-") for s in defn.get("supernets", []))
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
     data = defn.get("train", {}).get("data", "embedded")
-    needs = trains(defn) or defn.kind == "oneshot" or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
+    needs = trains(defn) or defn.kind == "oneshot" or any(proxy_family(p).needs_data for p in defn.get("proxies", []))
     if not needs or data in NAMED_SOURCES:
         return
     path = Path(data)

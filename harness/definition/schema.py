@@ -54,7 +54,7 @@ from harness.data.sources import NAMED_SOURCES
 from harness.definition.splices import check_splices
 from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
 from harness.methods.samplers import SAMPLERS, make_sampler
-from harness.proxies import proxy_kind
+from harness.proxies import proxy_family
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
 from harness.tabular.nb201 import DATASETS
@@ -288,15 +288,15 @@ def _validate(d: Definition) -> None:
             one_of("datasets", ds, DATASETS)
     for p in d.get("proxies", []):
         try:
-            kind = proxy_kind(p)
+            family = proxy_family(p)
         except HarnessError as e:
             raise HarnessError(f"{src}: key 'proxies': {e}") from None
-        if kind == "table" and not p.startswith(space.name + "-"):
+        if family.space(p) not in (None, space.name):
             raise HarnessError(f"{src}: key 'proxies': {p!r} is a table of another space than {space.name!r}")
-        if d.kind == "train" and kind != "train":
+        if d.kind == "train" and not (family.trains and not family.recorded):
             raise HarnessError(f"{src}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
     train = d.get("train", {})
-    trains = [p for p in d.get("proxies", []) if proxy_kind(p) in ("train", "recorded")] or d.kind == "cka"
+    trains = [p for p in d.get("proxies", []) if proxy_family(p).trains] or d.kind == "cka"
     if trains and train.get("data", "embedded") in NAMED_SOURCES:  # both are CIFAR-10 only
         for ds in d.get("datasets", []):
             if ds != "cifar10":  # the only images shipped: never stand in for another dataset
@@ -346,8 +346,8 @@ def _validate(d: Definition) -> None:
                 raise HarnessError(f"{src}: key 'sampler_options.{s}': {e}") from None
     if d.kind == "rank":
         one_of("ties", d["ties"], TIES)
-        trained = [p for p in d["proxies"] if proxy_kind(p) in ("train", "recorded")]
-        zero_cost = [p for p in d["proxies"] if proxy_kind(p) == "zero_cost"]
+        trained = [p for p in d["proxies"] if proxy_family(p).trains]
+        zero_cost = [p for p in d["proxies"] if proxy_family(p).zero_cost]
         if zero_cost and "sample" not in d.raw:
             raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
                                f"zero-cost proxies {', '.join(zero_cost)} score")
