@@ -26,7 +26,7 @@ from harness import HarnessError
 from harness.analysis.rank import paired_rows, rank_proxy
 from harness.bench.kinds.rank_zero_cost import rank_scored, rankable
 from harness.bench.runner import new_batch_id
-from harness.proxies import GroundTruth, TableProxy, proxy_kind
+from harness.proxies import GroundTruth, ProxyContext, make_proxy, proxy_family
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 from harness.store.tables import latest_batches
@@ -50,15 +50,15 @@ def recompute(store: ResultsStore, benchmark: str, compare_to: "str | None") -> 
         truth = GroundTruth(space, ds, config.get("table")).vector()
         ranked = []
         for name in config["proxies"]:
-            kind = proxy_kind(name)
-            if kind == "table":
-                values = TableProxy(name, space, ds, config.get("table")).values()
+            family = proxy_family(name)
+            if family.whole_table:
+                values = make_proxy(name, ProxyContext(space, ds, table=config.get("table"))).values()
                 results = [rank_proxy(values, truth, dataset=ds, proxy_name=name, sample=config.get("sample"),
                                       draws=config["draws"], seed=config["seed"])]
                 if "top_k" in config:
                     results.append(rank_proxy(values, truth, dataset=ds, proxy_name=name, top=config["top_k"],
                                               ties=config["ties"], seed=config["seed"]))
-            elif kind == "zero_cost":
+            elif family.zero_cost:
                 mine = zc[(zc["proxy"] == name) & (zc["dataset"] == ds)]
                 if mine.empty:
                     continue

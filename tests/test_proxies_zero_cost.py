@@ -17,7 +17,7 @@ from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
 from harness.measure.counting import count_flops, count_params
-from harness.proxies import ProxyContext, make_proxy, proxy_kind
+from harness.proxies import ProxyContext, make_proxy, proxy_family
 from harness.proxies.zero_cost.joint import score_all
 from harness.proxies.zero_cost.measures import (
     ZERO_COST,
@@ -286,9 +286,9 @@ def test_network_without_classifier_is_a_clear_error():
 
 
 def test_names_and_dataset_checks():
-    assert proxy_kind("zc:synflow") == "zero_cost"
+    assert proxy_family("zc:synflow").zero_cost
     with pytest.raises(HarnessError, match="zero-cost proxy 'nope'"):
-        proxy_kind("zc:nope")
+        proxy_family("zc:nope")
     data = load_dataset("cifar10-valid", limit=16)
     with pytest.raises(HarnessError, match="cannot score cifar100"):
         ZeroCostProxy(get_space("nb201"), "snip", data, table_dataset="cifar100")

@@ -14,7 +14,7 @@ from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
 from harness.measure.counting import count_params
-from harness.proxies import proxy_kind
+from harness.proxies import proxy_family
 from harness.proxies.zero_cost.measures import ZeroCostProxy, score_network
 from harness.proxies.zero_cost.trnet import SuffixNetwork, split_name
 from harness.spaces import get_space
@@ -38,13 +38,13 @@ def data():
 def test_names():
     assert split_name("synflow") == ("synflow", None)
     assert split_name("synflow@tr-net-5-5") == ("synflow", "tr-net-5-5")
-    assert proxy_kind("zc:snip@tr-net-10-10") == "zero_cost"
+    assert proxy_family("zc:snip@tr-net-10-10").zero_cost
     with pytest.raises(HarnessError, match="'@original' is the plain zc:snip"):
-        proxy_kind("zc:snip@original")
+        proxy_family("zc:snip@original")
     with pytest.raises(HarnessError, match="expected 'original' or 'tr-net-<i>-<j>'"):
-        proxy_kind("zc:snip@tr-net-5")
+        proxy_family("zc:snip@tr-net-5")
     with pytest.raises(HarnessError, match="unknown"):
-        proxy_kind("zc:nope@tr-net-5-5")
+        proxy_family("zc:nope@tr-net-5-5")
 
 
 @pytest.mark.parametrize("measure", ["synflow", "jacob_cov", "params"])

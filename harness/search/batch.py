@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from harness import HarnessError
 from harness.definition.schema import Definition, Kind
-from harness.proxies import proxy_kind, proxy_method
+from harness.proxies import proxy_family
 from harness.search.faults import FAULTS, Faults
 from harness.search.loop import FINALISED
 from harness.search.processes import run_processes
@@ -143,7 +143,8 @@ def run_batch(defn: Definition, store: ResultsStore, batch_id: str, progress: bo
         print(f"{defn.name}: {len(names)} studies in {redact(storage)}; more workers join with: harness worker "
               f"--storage {'URL' if not own_journal else storage} --study {batch_id}", flush=True)
     for run in runs_of(defn, batch_id):
-        if proxy_method(run["proxy_name"]) not in (None, "original"):
+        family = proxy_family(run["proxy_name"])
+        if family.trains and family.needs_backbone(run["proxy_name"]):
             proxy_context(defn, run["dataset"], store, batch_id, progress).backbone_path()  # pre-train once, here
     t0 = time.perf_counter()
     try:
@@ -153,7 +154,7 @@ def run_batch(defn: Definition, store: ResultsStore, batch_id: str, progress: bo
         else:  # every local worker walks the batch's studies in order
             run_processes(defn["workers"], "harness.search.studies:join_process",
                           {"storage_url": storage, "name": batch_id, "results": str(store.root)}, timeout_s=7 * 86400,
-                          torch_free=all(proxy_kind(p) == "table" for p in defn["proxies"]))
+                          torch_free=all(proxy_family(p).torch_free for p in defn["proxies"]))
     except KeyboardInterrupt:
         _keep_finished(defn, store, storage, batch_id)
         raise

@@ -9,7 +9,7 @@ from harness import HarnessError
 from harness.backbones.pretrain import BackboneSettings
 from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
-from harness.proxies import ProxyContext, TrainSettings, proxy_kind
+from harness.proxies import ProxyContext, TrainSettings, proxy_family
 from harness.runinfo import run_record
 from harness.sections.schema import trained_proxies
 from harness.spaces import get_space
@@ -37,7 +37,7 @@ def proxy_context(defn: Definition, dataset: str, store: ResultsStore, batch_id:
     """Proxies for ``dataset``; their training rows carry this batch and benchmark."""
     return ProxyContext(space=get_space(defn["space"]), dataset=dataset, store=store, train=train_settings(defn),
                         backbone=backbone_settings(defn), results=store.root, progress=progress,
-                        meta={"batch_id": batch_id, "benchmark": defn.name})
+                        meta={"batch_id": batch_id, "benchmark": defn.name}, table=defn.get("table"))
 
 
 def check_inputs(defn: Definition, *, reads_images: bool = False, borrows_backbone: bool = False) -> None:
@@ -47,12 +47,12 @@ def check_inputs(defn: Definition, *, reads_images: bool = False, borrows_backbo
     the backbone whatever its proxies). Not part of validating the file: a ``[full]`` table names
     data only GPU machines hold."""
     checkpoint = defn.get("backbone", {}).get("checkpoint")
-    borrows = borrows_backbone or any("tr-net-" in p for p in defn.get("proxies", []))
+    borrows = borrows_backbone or any(proxy_family(p).needs_backbone(p) for p in defn.get("proxies", []))
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
     data = defn.get("train", {}).get("data", "embedded")
-    needs = reads_images or trained_proxies(defn) or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
+    needs = reads_images or trained_proxies(defn) or any(proxy_family(p).needs_data for p in defn.get("proxies", []))
     if not needs or data in NAMED_SOURCES:
         return
     path = Path(data)

@@ -15,7 +15,7 @@ from harness.backbones.resnet import BACKBONES, SHORTCUTS
 from harness.data.datasets import DATASETS as TRAIN_DATASETS
 from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import BOOL, INT, STR, Definition
-from harness.proxies import proxy_kind
+from harness.proxies import proxy_family
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
 from harness.tabular.nb201 import DATASETS
@@ -35,7 +35,7 @@ NETWORK_UPPER = 1_000
 
 def trained_proxies(d: Definition) -> list[str]:
     """The definition's proxies that train candidates (``train:`` and ``recorded:``)."""
-    return [p for p in d.get("proxies", []) if proxy_kind(p) in ("train", "recorded")]
+    return [p for p in d.get("proxies", []) if proxy_family(p).trains]
 
 
 def check_sections(d: Definition, *, trains: bool = False) -> None:
@@ -58,10 +58,10 @@ def check_sections(d: Definition, *, trains: bool = False) -> None:
             d.one_of("datasets", ds, DATASETS)
     for p in d.get("proxies", []):
         try:
-            kind = proxy_kind(p)
+            family = proxy_family(p)
         except HarnessError as e:
             raise HarnessError(f"{src}: key 'proxies': {e}") from None
-        if kind == "table" and not p.startswith(space.name + "-"):
+        if family.space(p) not in (None, space.name):
             raise HarnessError(f"{src}: key 'proxies': {p!r} is a table of another space than {space.name!r}")
     train = d.get("train", {})
     if (trains or trained_proxies(d)) and train.get("data", "embedded") in NAMED_SOURCES:  # both CIFAR-10 only

@@ -24,10 +24,9 @@ from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import BACKBONES, build_backbone
 from harness.data.datasets import input_size
 from harness.definition.schema import Definition
-from harness.proxies import TRAIN_DATASET, parse_method, proxy_kind
+from harness.proxies import TRAIN_DATASET, parse_method, proxy_family
 from harness.proxies.training import check_backbone_leakage
-from harness.proxies.zero_cost.measures import PREFIX as ZC_PREFIX
-from harness.proxies.zero_cost.trnet import SuffixNetwork, split_name
+from harness.proxies.zero_cost.trnet import SuffixNetwork
 from harness.spaces import get_space
 from harness.transfer.splice import build_tr_net, build_tr_supernet
 
@@ -104,16 +103,6 @@ def _train_datasets(defn: Definition) -> list[str]:
     return [given] if given else [TRAIN_DATASET.get(ds, ds) for ds in defn.get("datasets", ["cifar10"])]
 
 
-def _method_of(proxy: str) -> "tuple[str | None, bool]":
-    """(the Tr-Net method a proxy trains or measures, or None; whether only its suffix is used)."""
-    kind = proxy_kind(proxy)
-    if kind == "zero_cost":
-        return split_name(proxy[len(ZC_PREFIX):])[1], True
-    if kind in ("train", "recorded"):
-        return proxy.partition(":")[2], False
-    return None, False
-
-
 def check_splices(defn: Definition, supernets: "dict[str, tuple[int, int] | None] | None" = None) -> None:
     """Raise a :class:`HarnessError` naming the file and the key for a Tr-Net / Tr-Supernet depth the
     space's network or the backbone cannot have, or network options its constructor refuses: the
@@ -125,8 +114,9 @@ def check_splices(defn: Definition, supernets: "dict[str, tuple[int, int] | None
         _network_of(defn, options, supernet=False)
     named = [("supernets", name, depth, False, True) for name, depth in (supernets or {}).items()]
     for proxy in defn.get("proxies", []):
-        method, suffix = _method_of(proxy)
-        named.append(("proxies", proxy, None if method is None else parse_method(method), suffix, False))
+        family = proxy_family(proxy)
+        method = family.tr_net(proxy)  # a zero-cost proxy of a Tr-Net sees only its suffix (zero_cost.trnet)
+        named.append(("proxies", proxy, None if method is None else parse_method(method), family.zero_cost, False))
     named = [n for n in named if n[2] is not None]
     if not named:
         return

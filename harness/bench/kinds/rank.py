@@ -31,7 +31,7 @@ from harness.bench.kinds.rank_zero_cost import rank_zero_cost
 from harness.definition.schema import INT, LIST_STR, STR, Definition, Kind, KindSpec
 from harness.progress import bar as progress_bar
 from harness.progress import finished
-from harness.proxies import GroundTruth, Score, TableProxy, make_proxy, proxy_kind
+from harness.proxies import GroundTruth, Score, make_proxy, proxy_family
 from harness.sections.context import proxy_context, run_meta
 from harness.sections.schema import BACKBONE_SCHEMA, TRAIN_SCHEMA, check_sections, trained_proxies
 from harness.sections.splices import check_splices
@@ -49,7 +49,7 @@ def validate(d: Definition) -> None:
     check_sections(d)
     d.one_of("ties", d["ties"], TIES)
     trained = trained_proxies(d)
-    zero_cost = [p for p in d["proxies"] if proxy_kind(p) == "zero_cost"]
+    zero_cost = [p for p in d["proxies"] if proxy_family(p).zero_cost]
     if zero_cost and "sample" not in d.raw:
         raise HarnessError(f"{src}: key 'sample' is needed: the number of random architectures the "
                            f"zero-cost proxies {', '.join(zero_cost)} score")
@@ -80,16 +80,15 @@ def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) ->
         truth = GroundTruth(ctx.space, ds, defn.get("table")).vector()
         if truth is None:
             raise HarnessError(f"{defn.source}: space {ctx.space.name!r} has no tabular ground truth to rank against")
-        trained = [p for p in defn["proxies"] if proxy_kind(p) in ("train", "recorded")]
-        zero_cost = [p for p in defn["proxies"] if proxy_kind(p) == "zero_cost"]
+        trained = [p for p in defn["proxies"] if proxy_family(p).trains]
+        zero_cost = [p for p in defn["proxies"] if proxy_family(p).zero_cost]
         ranked: list[tuple[RankResult, np.ndarray]] = []  # (row, the values it ranked): for the paired rows
         if zero_cost:
             zc_rows, zc_ranked = rank_zero_cost(defn, ctx, truth, zero_cost, store, run_meta(defn, batch_id, dataset=ds),
                                                 progress)
             rows += zc_rows
             ranked += zc_ranked
-        tables = {name: TableProxy(name, ctx.space, ds, defn.get("table")).values()
-                  for name in defn["proxies"] if proxy_kind(name) == "table"}
+        tables = {name: make_proxy(name, ctx).values() for name in defn["proxies"] if proxy_family(name).whole_table}
         for name, values in tables.items():
             if "sample" in defn.raw or "top_k" not in defn.raw:
                 ranked.append((rank_proxy(values, truth, dataset=ds, proxy_name=name, sample=defn.get("sample"),

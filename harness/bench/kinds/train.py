@@ -15,7 +15,7 @@ import pandas as pd
 from harness import HarnessError
 from harness.analysis.rank import correlations
 from harness.definition.schema import LIST_STR, Definition, Kind, KindSpec
-from harness.proxies import make_proxy, proxy_kind
+from harness.proxies import make_proxy, proxy_family
 from harness.sections.context import proxy_context, run_meta
 from harness.sections.schema import BACKBONE_SCHEMA, TRAIN_SCHEMA, check_arch_list, check_sections
 from harness.sections.splices import check_splices
@@ -30,7 +30,8 @@ DEFAULTS = {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:origin
 def validate(d: Definition) -> None:
     check_sections(d)
     for p in d["proxies"]:
-        if proxy_kind(p) != "train":
+        family = proxy_family(p)
+        if not (family.trains and not family.recorded):
             raise HarnessError(f"{d.source}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
     check_arch_list(d)
     check_splices(d)
