@@ -33,11 +33,18 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 pre-trained by its ``name`` / ``epochs`` and kept, as for Tr-Net proxies).
 ``train``       train given candidates once each: ``arch_list``, ``proxies`` (train:<method>),
                 ``datasets``, ``[train]``, ``[backbone]``.
+``oneshot``     one-shot search on the Original supernet vs Tr-Supernet-i-j (paper Table 4):
+                ``datasets``, ``supernets``, ``methods`` (one-shot methods by name,
+                :data:`harness.methods.oneshot.registry.ONESHOT_METHODS`: ``dartspt`` = DARTS+PT,
+                the default, ``darts`` = DARTS's argmax of alpha; an axis like the others),
+                ``seeds``, ``seed_offset``, ``warmups``, ``cutouts``, ``[search]``, ``[train]``,
+                ``[backbone]``.
 """
 from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -52,7 +59,8 @@ from harness.backbones.resnet import BACKBONES, SHORTCUTS
 from harness.data.datasets import DATASETS as TRAIN_DATASETS
 from harness.data.sources import NAMED_SOURCES
 from harness.definition.splices import check_splices
-from harness.methods.oneshot.dartspt import config_from_table, parse_supernet
+from harness.methods.oneshot.dartspt import parse_supernet
+from harness.methods.oneshot.registry import DEFAULT_METHOD, ONESHOT_METHODS
 from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
 from harness.proxies.settings import ON_MISS
@@ -96,7 +104,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "backbone": BACKBONE_SCHEMA},
     "train": {"datasets": _LIST_STR, "arch_list": _LIST_STR, "proxies": _LIST_STR, "train": TRAIN_SCHEMA,
               "backbone": BACKBONE_SCHEMA},
-    "oneshot": {"datasets": _LIST_STR, "supernets": _LIST_STR, "seeds": _INT, "seed_offset": _INT,
+    "oneshot": {"datasets": _LIST_STR, "supernets": _LIST_STR, "methods": _LIST_STR, "seeds": _INT, "seed_offset": _INT,
                 "warmups": _LIST_INT, "cutouts": _LIST_INT, "search": ONESHOT_SCHEMA,
                 "train": {"data": _STR, "device": _STR, "limit": _INT}, "backbone": BACKBONE_SCHEMA},
 }
@@ -119,8 +127,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {},
               "backbone": {}},
     "oneshot": {"space": "nb201", "datasets": ["cifar10"], "supernets": ["original", "tr-supernet-5-5"],
-                "seeds": 1, "seed_offset": 0, "warmups": [], "cutouts": [], "search": {}, "train": {},
-                "backbone": {}},
+                "methods": [DEFAULT_METHOD], "seeds": 1, "seed_offset": 0, "warmups": [], "cutouts": [], "search": {},
+                "train": {}, "backbone": {}},
 }
 REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",), "memory": (),
             "throughput": (), "cka": (), "train": ("arch_list",), "oneshot": ()}
@@ -385,7 +393,14 @@ def _validate(d: Definition) -> None:
 
 
 def _validate_oneshot(d: Definition) -> None:
-    """Every supernet name, and the search settings each run would get (axes included)."""
+    """Every supernet and method name, and the search settings each run would get (axes included)."""
+    if not d["methods"] or len(set(d["methods"])) != len(d["methods"]):
+        raise HarnessError(f"{d.source}: key 'methods' must name each method at most once, and at least one, "
+                           f"got {d['methods']}")
+    for method in d["methods"]:
+        if method not in ONESHOT_METHODS:
+            raise HarnessError(f"{d.source}: key 'methods' = {method!r} is unknown "
+                               f"(known: {', '.join(ONESHOT_METHODS)})")
     for name in d["supernets"]:
         try:
             parse_supernet(name)
@@ -396,10 +411,9 @@ def _validate_oneshot(d: Definition) -> None:
     for key in ("warmups", "cutouts"):
         if any(v < 0 for v in d[key]):
             raise HarnessError(f"{d.source}: key {key!r} must hold integers >= 0, got {d[key]}")
-    for supernet in d["supernets"]:
-        for warmup in d["warmups"] or [None]:
-            for cutout in d["cutouts"] or [None]:
-                try:
-                    config_from_table(d["search"], supernet, warmup, cutout)
-                except HarnessError as e:
-                    raise HarnessError(f"{d.source}: key 'search' ({supernet}): {e}") from None
+    for method, supernet, warmup, cutout in itertools.product(d["methods"], d["supernets"], d["warmups"] or [None],
+                                                              d["cutouts"] or [None]):
+        try:
+            ONESHOT_METHODS[method].config(d["search"], supernet, warmup, cutout)
+        except HarnessError as e:
+            raise HarnessError(f"{d.source}: key 'search' ({supernet}): {e}") from None
