@@ -9,8 +9,8 @@ from toy_proxy_family import TOY
 
 from harness import HarnessError
 from harness.analysis.rank import top_k
+from harness.bench.definitions import build_definition
 from harness.bench.runner import run_benchmark
-from harness.definition.schema import build_definition
 from harness.proxies import registry
 from harness.spaces import get_space
 from harness.store.results import ResultsStore

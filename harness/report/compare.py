@@ -1,7 +1,8 @@
 """What the leaderboard's summary compares: search methods and proxies across datasets, ranked.
 
 Search methods. Every search run of each benchmark's latest batch (table summary through
-:func:`harness.search.summary.search_results`, plus DARTS+PT runs of table oneshot) is one entry:
+:func:`harness.search.summary.search_results`, plus one-shot runs of table oneshot: ``<method> ·
+<supernet>``, e.g. ``DARTS+PT · original``, ``DARTS · tr-supernet-5-5``) is one entry:
 its best-found accuracy -- the 200-epoch NB201 test accuracy, seed mean of the table
 (:data:`harness.tabular.nb201.GROUND_TRUTH`), of the architecture the search returns -- and its
 regret, the NB201 optimum of that dataset (the best 200-epoch test accuracy of all 15,625
@@ -80,7 +81,8 @@ def search_entries(res: dict) -> "pd.DataFrame | None":
         peak = col(o, "cuda_peak_bytes")
         parts.append(pd.DataFrame({
             "benchmark": _text(o, "benchmark", "–"), "batch_id": _text(o, "batch_id", "–"), "kind": KIND_ONESHOT,
-            "method": "DARTS+PT · " + _text(o, "supernet", "–"), "dataset": o["dataset"].astype(str),
+            "method": _text(o, "method", "DARTS+PT") + " · " + _text(o, "supernet", "–"),
+            "dataset": o["dataset"].astype(str),
             "seed": col(o, "seed"), "queries": col(o, "epochs"), "best": col(o, "test_acc"),
             "cost_s": col(o, "search_s"), "peak_bytes": peak.where(peak.notna(), col(o, "saved_bytes")),
             "device": _text(o, "device", "–"), "space": _text(o, "space", "nb201")}))

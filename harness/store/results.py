@@ -149,7 +149,8 @@ _SPECS = (
                       "epochs:int config commit device", _VERSIONS, "seed:int cell_shape block_shape estimator space",
                       "batch_id benchmark")),
     TableSpec("oneshot", "oneshot", ("run_id", "dataset", "supernet", "arch_str", "test_acc", "search_s"),
-              "one row per DARTS+PT search run (paper Table 4, Figs. 5-6): supernet, found arch_str, its "
+              "one row per one-shot search run (paper Table 4, Figs. 5-6): method (DARTS+PT, DARTS), supernet, "
+              "found arch_str, its "
               "200-epoch test_acc, search_s = train_s + select_s, epoch_s, saved_bytes, cuda_peak_bytes, "
               "hessian (JSON [phase, epoch, eig, eig_power]), projections, seed, config",
               _schema("method arch_str test_acc:float supernet warmup_epochs:int cutout:int order epochs:int",
@@ -159,7 +160,7 @@ _SPECS = (
                       "supernet_valid_acc:float search_config device", _RUN, "run_id dataset commit", _VERSIONS,
                       "seed:int")),
     TableSpec("oneshot_epochs", "oneshot_epochs", ("run_id", "supernet", "phase", "epoch"),
-              "one row per DARTS+PT epoch: phase (search | tune), lr, train_loss, epoch_s, eig / eig_power "
+              "one row per one-shot search epoch: phase (search | tune), lr, train_loss, epoch_s, eig / eig_power "
               "(dominant Hessian eigenvalue w.r.t. alpha, NaN when not computed; paper Fig. 9)",
               _schema("phase epoch:int lr:float train_loss:float epoch_s:float eig:float eig_power:float run_id",
                       "dataset supernet seed:int warmup_epochs:int cutout:int batch_id benchmark")),
