@@ -7,29 +7,25 @@ import math
 import optuna
 import pytest
 
-from harness.data.datasets import load_dataset
-from harness.methods.samplers import SAMPLERS, make_sampler
-from harness.proxies import ProxyContext, TrainProxy, TrainSettings, make_proxy
-from harness.search.trials import search_once
+from harness.bench.runner import run_benchmark
+from harness.definition.schema import build_definition
+from harness.methods.samplers import SAMPLERS
+from harness.proxies import ProxyContext, TrainSettings, make_proxy
 from harness.store.results import ResultsStore
-from harness.train.recipe import ORIGINAL
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 BUDGET = 4
-TINY = ORIGINAL.with_(epochs=1, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("cifar10-valid", limit=128)  # the embedded images: no download
 
 
 @pytest.mark.parametrize("sampler_name", sorted(SAMPLERS))
-def test_every_sampler_searches_the_toy_space_by_training(sampler_name, toy_space, data, tmp_path):
+def test_every_sampler_searches_the_toy_space_by_training(sampler_name, toy_space, tmp_path):
+    raw = {"name": "toy-search", "kind": "search", "space": "toy", "datasets": ["cifar10"], "samplers": [sampler_name],
+           "budget": BUDGET, "proxies": ["train:original"],
+           "train": {"limit": 128, "batch_size": 64, "epochs": {"original": 1}, "device": "cpu"}}  # embedded images
+    run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
     store = ResultsStore(tmp_path)
-    proxy = TrainProxy(toy_space, "original", data, table_dataset="cifar10", cfg=TINY, store=store)
-    rows = search_once(toy_space, proxy, make_sampler(sampler_name, 0, toy_space), BUDGET)
+    rows = store.read("runs").sort_values("trial")
 
     assert list(rows["trial"]) == list(range(BUDGET))
     for row in rows.itertuples():
