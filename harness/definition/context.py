@@ -54,6 +54,9 @@ def check_inputs(defn: Definition) -> None:
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
+    cka = defn.get("transfer", {}).get("cka")
+    if cka and not Path(cka).exists():
+        raise HarnessError(f"{defn.source}: key 'transfer.cka' = {cka!r}: no such CKA table (`harness cka` writes one)")
     data = defn.get("train", {}).get("data", "embedded")
     needs = trains(defn) or defn.kind == "oneshot" or any(proxy_kind(p) == "zero_cost" for p in defn.get("proxies", []))
     if not needs or data in NAMED_SOURCES:

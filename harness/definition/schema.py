@@ -31,8 +31,10 @@ Kinds (keys besides ``name``, ``kind``, ``description``, ``space``):
                 count) or ``arch_list``, ``n_eval``, ``eval_batch_size``, ``supernet``, ``estimator``,
                 ``keep_networks``, ``[train]``, ``[backbone]`` (its ``checkpoint``, else one
                 pre-trained by its ``name`` / ``epochs`` and kept, as for Tr-Net proxies).
-``train``       train given candidates once each: ``arch_list``, ``proxies`` (train:<method>),
-                ``datasets``, ``[train]``, ``[backbone]``.
+``train``       train given candidates once each: ``arch_list``, ``proxies`` (train:<method>;
+                ``train:tr-net-auto`` chooses Tr-Net-i-j's depth from CKA, NB201 only),
+                ``datasets``, ``[train]``, ``[backbone]``, ``[transfer]`` (how tr-net-auto chooses:
+                ``threshold``, ``estimator``, ``cka`` table, ``cka_archs``, ``cka_epochs``).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from typing import Any
 import tomllib
 
 from harness import HarnessError
+from harness.analysis.autotransfer import AUTO_METHOD
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import BACKBONES, SHORTCUTS
 from harness.data.datasets import DATASETS as TRAIN_DATASETS
@@ -59,7 +62,7 @@ from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
 from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import COSINE_PERIODS, MODES, PRECISIONS
-from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR
+from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR, check_threshold
 from harness.transfer.splice import PREFIX_BN
 
 _STR, _INT, _BOOL, _FLOAT = str, int, bool, (int, float)
@@ -73,6 +76,8 @@ TRAIN_SCHEMA = {"data": _STR, "dataset": _STR, "device": _STR, "limit": _INT,
                 "cosine_period": _STR, "network": {"*": (int, float, bool)}, "precision": _STR, "channels_last": _BOOL}
 BACKBONE_SCHEMA = {"name": _STR, "epochs": _INT, "batch_size": _INT, "checkpoint": _STR, "shortcut": _STR,
                    "allow_overlap": _BOOL, "prefix_bn": _STR, "limit": _INT, "mode": _STR}
+#: How train:tr-net-auto chooses its depth (harness.analysis.autotransfer.AutoTransferSettings).
+TRANSFER_SCHEMA = {"threshold": _FLOAT, "estimator": _STR, "cka": _STR, "cka_archs": _INT, "cka_epochs": _INT}
 #: DARTS+PT settings (harness.methods.oneshot.bilevel.SearchConfig); warmup per supernet name.
 ONESHOT_SCHEMA = {"epochs": _INT, "warmup": {"*": _INT}, "tune_epochs": _INT, "project_every": _INT,
                   "batch_size": _INT, "cutout": _INT, "order": _STR, "train_portion": _FLOAT,
@@ -95,7 +100,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "supernet": _BOOL, "keep_networks": _BOOL, "seed": _INT, "out": _STR, "estimator": _STR, "train": TRAIN_SCHEMA,
             "backbone": BACKBONE_SCHEMA},
     "train": {"datasets": _LIST_STR, "arch_list": _LIST_STR, "proxies": _LIST_STR, "train": TRAIN_SCHEMA,
-              "backbone": BACKBONE_SCHEMA},
+              "backbone": BACKBONE_SCHEMA, "transfer": TRANSFER_SCHEMA},
     "oneshot": {"datasets": _LIST_STR, "supernets": _LIST_STR, "seeds": _INT, "seed_offset": _INT,
                 "warmups": _LIST_INT, "cutouts": _LIST_INT, "search": ONESHOT_SCHEMA,
                 "train": {"data": _STR, "device": _STR, "limit": _INT}, "backbone": BACKBONE_SCHEMA},
@@ -117,7 +122,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "supernet": False, "keep_networks": False, "seed": 0, "estimator": DEFAULT_ESTIMATOR, "train": {},
             "backbone": {}},
     "train": {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {},
-              "backbone": {}},
+              "backbone": {}, "transfer": {}},
     "oneshot": {"space": "nb201", "datasets": ["cifar10"], "supernets": ["original", "tr-supernet-5-5"],
                 "seeds": 1, "seed_offset": 0, "warmups": [], "cutouts": [], "search": {}, "train": {},
                 "backbone": {}},
@@ -126,7 +131,7 @@ REQUIRED = {"search": ("datasets", "samplers", "budget"), "rank": ("datasets",),
             "throughput": (), "cka": (), "train": ("arch_list",), "oneshot": ()}
 #: Integer keys that must be >= 1 (``limit``, ``archs``, ``epochs`` may be 0 where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
-            "eval_batch_size", "i", "j", "cache_rounds", "limits")
+            "eval_batch_size", "i", "j", "cache_rounds", "limits", "cka_archs")
 #: Sizes no run on one machine needs; larger ones would only hang it (a full-scale search is
 #: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
 UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
@@ -134,7 +139,8 @@ UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * 
 #: Largest size option of a space's network (``train.network``: DARTS' C = 36, layers = 20; NB201's
 #: N = 5): validation builds the network (on the meta device, still ~35 ms per DARTS cell).
 NETWORK_UPPER = 1_000
-NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs")
+NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs",
+                "cka_epochs")
 
 
 @dataclass
@@ -288,15 +294,19 @@ def _validate(d: Definition) -> None:
             one_of("datasets", ds, DATASETS)
     for p in d.get("proxies", []):
         try:
-            kind = proxy_kind(p)
+            kind = _proxy_kind(d, p)
         except HarnessError as e:
             raise HarnessError(f"{src}: key 'proxies': {e}") from None
         if kind == "table" and not p.startswith(space.name + "-"):
             raise HarnessError(f"{src}: key 'proxies': {p!r} is a table of another space than {space.name!r}")
         if d.kind == "train" and kind != "train":
             raise HarnessError(f"{src}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
+    if d.kind == "train":
+        _validate_transfer(d)
+        if "estimator" in d["transfer"]:
+            one_of("transfer.estimator", d["transfer"]["estimator"], CKA_ESTIMATORS)
     train = d.get("train", {})
-    trains = [p for p in d.get("proxies", []) if proxy_kind(p) in ("train", "recorded")] or d.kind == "cka"
+    trains = [p for p in d.get("proxies", []) if _proxy_kind(d, p) in ("train", "recorded")] or d.kind == "cka"
     if trains and train.get("data", "embedded") in NAMED_SOURCES:  # both are CIFAR-10 only
         for ds in d.get("datasets", []):
             if ds != "cifar10":  # the only images shipped: never stand in for another dataset
@@ -382,6 +392,32 @@ def _validate(d: Definition) -> None:
             raise HarnessError(f"{src}: space {d['space']!r}: kind 'cka' compares only its supernet (paper "
                                "Fig. 2): set supernet = true and archs = 0")
     check_splices(d)  # last: the depths are checked against a network built from validated options
+
+
+AUTO_PROXY = f"train:{AUTO_METHOD}"
+
+
+def _proxy_kind(d: Definition, proxy: str) -> str:
+    """:func:`proxy_kind`, and ``train`` for :data:`AUTO_PROXY` in a ``train`` definition (a Tr-Net
+    training proxy once the run has chosen its depth; no other kind chooses one)."""
+    return "train" if d.kind == "train" and proxy == AUTO_PROXY else proxy_kind(proxy)
+
+
+def _validate_transfer(d: Definition) -> None:
+    """``train:tr-net-auto`` (NB201 only: the choice compares NB201 cells with backbone blocks) and
+    its ``[transfer]`` threshold."""
+    auto = AUTO_PROXY in d["proxies"]
+    if auto and d["space"] != "nb201":
+        raise HarnessError(f"{d.source}: key 'proxies': {AUTO_PROXY!r} chooses the depth from the CKA of NB201 "
+                           f"cells: only for space 'nb201' (got {d['space']!r})")
+    if d["transfer"] and not auto:
+        raise HarnessError(f"{d.source}: key 'transfer': how {AUTO_PROXY} chooses its depth, but 'proxies' does "
+                           "not name it")
+    if "threshold" in d["transfer"]:
+        try:
+            check_threshold(d["transfer"]["threshold"])
+        except HarnessError as e:
+            raise HarnessError(f"{d.source}: key 'transfer.threshold': {e}") from None
 
 
 def _validate_oneshot(d: Definition) -> None:

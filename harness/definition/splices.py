@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness import HarnessError, one_line
+from harness.analysis.autotransfer import AUTO_METHOD
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import BACKBONES, build_backbone
 from harness.data.datasets import input_size
@@ -109,7 +110,10 @@ def _train_datasets(defn: Definition) -> list[str]:
 
 
 def _method_of(proxy: str) -> "tuple[str | None, bool]":
-    """(the Tr-Net method a proxy trains or measures, or None; whether only its suffix is used)."""
+    """(the Tr-Net method a proxy trains or measures, or None; whether only its suffix is used).
+    ``train:tr-net-auto`` names no depth: the run chooses one among the splices that can be built."""
+    if proxy == f"train:{AUTO_METHOD}":
+        return None, False
     kind = proxy_kind(proxy)
     if kind == "zero_cost":
         return split_name(proxy[len(ZC_PREFIX):])[1], True
