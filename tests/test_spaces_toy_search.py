@@ -3,10 +3,12 @@ space through the table-free ``train`` proxy (real training, tiny budget)."""
 from __future__ import annotations
 
 import math
+import re
 
 import optuna
 import pytest
 
+from harness import HarnessError
 from harness.bench.runner import run_benchmark
 from harness.definition.schema import build_definition
 from harness.methods.samplers import SAMPLERS
@@ -50,3 +52,13 @@ def test_the_train_proxy_by_name_works_for_the_toy_space(toy_space, tmp_path):
     assert 0 <= score.value <= 100 and math.isnan(score.ground_truth)
     (row,) = ResultsStore(tmp_path).read("train").itertuples()
     assert row.arch_str == "conv3x3|pool" and row.dataset == "cifar10-valid" and row.n_train == 128
+
+
+def test_a_definition_names_only_datasets_of_its_space(toy_space, monkeypatch):
+    """The space owns its datasets: validation asks it, with the message every unknown value gets."""
+    raw = {"name": "toy-train", "kind": "train", "space": "toy", "datasets": ["cifar100"], "arch_list": ["conv3x3|pool"],
+           "train": {"data": "cifar100.npz"}}  # the embedded images are CIFAR-10's
+    build_definition(raw, "test")
+    monkeypatch.setattr(type(toy_space), "datasets", ("cifar10",))
+    with pytest.raises(HarnessError, match=re.escape("test: key 'datasets' = 'cifar100' is unknown (known: cifar10)")):
+        build_definition(raw, "test")

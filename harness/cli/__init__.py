@@ -20,7 +20,7 @@ from harness.cli.parser import build_parser
 from harness.data.datasets import load_dataset
 from harness.data.download import download
 from harness.data.sources import NAMED_SOURCES
-from harness.definition.schema import SCHEMAS, Definition, build_definition, load_definition
+from harness.definition.schema import DEFAULTS, SCHEMAS, Definition, build_definition, load_definition
 from harness.progress import force_bars
 from harness.proxies import parse_method
 from harness.proxies.training import PRETRAIN_HINT
@@ -29,8 +29,8 @@ from harness.report.refresh import refresh
 from harness.runinfo import default_device
 from harness.search.batch import join
 from harness.search.faults import Faults
+from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import BACKBONE, default_mode
 
 RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std",
@@ -86,7 +86,8 @@ def _run(defn: Definition, args: argparse.Namespace) -> pd.DataFrame:
 
 def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
     """Rank correlation of table proxies vs the ground truth: a ``rank`` benchmark run."""
-    raw = {"name": "rank-cli", "kind": "rank", "datasets": list(DATASETS) if args.dataset == ["all"] else args.dataset,
+    raw = {"name": "rank-cli", "kind": "rank",
+           "datasets": list(get_space(DEFAULTS["rank"]["space"]).datasets) if args.dataset == ["all"] else args.dataset,
            "proxies": args.proxy, "draws": args.draws, "ties": args.ties, "seed": args.seed}
     raw.update({k: v for k, v in (("sample", args.sample), ("top_k", args.top_k), ("table", args.benchmark))
                 if v is not None})

@@ -60,7 +60,6 @@ from harness.methods.samplers import SAMPLERS, make_sampler
 from harness.proxies import proxy_kind
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
-from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import COSINE_PERIODS, MODES, PRECISIONS
 from harness.transfer.depth import CKA_ESTIMATORS, DEFAULT_ESTIMATOR, check_threshold
 from harness.transfer.splice import PREFIX_BN
@@ -291,7 +290,7 @@ def _validate(d: Definition) -> None:
         if not d["datasets"]:
             raise HarnessError(f"{src}: key 'datasets' must not be empty")
         for ds in d["datasets"]:
-            one_of("datasets", ds, DATASETS)
+            one_of("datasets", ds, space.datasets)
     for p in d.get("proxies", []):
         try:
             kind = _proxy_kind(d, p)

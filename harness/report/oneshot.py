@@ -22,10 +22,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.report.reference import DARTSPT_TABLE4, DARTSPT_TABLE5
+from harness.spaces import dataset_order
 from harness.store.files import write_png
 from harness.store.markdown import markdown_table, mb, num, pm, seconds
 from harness.store.tables import latest_batches, order_values, read_results
-from harness.tabular.nb201 import DATASETS
 
 MEMORY_PLOT = "oneshot_memory.png"
 EIGEN_PLOT = "oneshot_eigenvalues.png"
@@ -71,14 +71,14 @@ def oneshot_section(rows: "pd.DataFrame | None") -> str:
             cells = f"{len(archs)} genotype(s), below"
         else:
             cells = " / ".join(archs)[:200] if len(g) <= 2 else f"{len(archs)} cells"
-        table.append((order_values([ds], DATASETS), _supernet_order(rows["supernet"]).index(supernet), [
+        table.append((order_values([ds], dataset_order()), _supernet_order(rows["supernet"]).index(supernet), [
             bench, ds, supernet, int(warmup), int(cutout), len(g), _accuracy(g),
             _paper(space, supernet, ds, int(cutout)), cells,
             seconds(g["search_s"].mean()), seconds(g["train_s"].mean()), seconds(g["select_s"].mean()),
             seconds(g["epoch_s"].mean()), mb(g["saved_bytes"].astype(float).mean()),
             mb(cuda.mean()) if cuda.notna().any() else "–", num(g["final_eig"].astype(float).mean(), 3),
             str(g["device"].iloc[0])]))
-    table.sort(key=lambda t: (t[2][0], DATASETS.index(t[2][1]) if t[2][1] in DATASETS else 99, t[1], t[2][3], t[2][4]))
+    table.sort(key=lambda t: (t[2][0], dataset_order().index(t[2][1]) if t[2][1] in dataset_order() else 99, t[1], t[2][3], t[2][4]))
     body = markdown_table(["benchmark", "dataset", "supernet", "warmup", "cutout", "seeds", "test acc",
                            "paper", "found cell(s)", "search", "supernet training", "selection",
                            "s / epoch", "saved for backward", "CUDA peak", "last eig", "device"],
@@ -113,7 +113,7 @@ def plot_oneshot_memory(rows: pd.DataFrame, path) -> Path:
     """Bars per (space, dataset) group: an NB201 and a DARTS-space supernet never share a bar."""
     rows = rows.assign(space=rows["space"] if "space" in rows else "nb201")
     spaces = sorted(set(rows["space"]), key=lambda sp: (sp != "nb201", sp))
-    groups = [(sp, d) for sp in spaces for d in order_values(rows[rows["space"] == sp]["dataset"], DATASETS)]
+    groups = [(sp, d) for sp in spaces for d in order_values(rows[rows["space"] == sp]["dataset"], dataset_order())]
     labels = [d if len(spaces) == 1 else f"{d}\n({sp})" for sp, d in groups]
     supernets = _supernet_order(rows["supernet"])
     has_cuda = "cuda_peak_bytes" in rows and rows["cuda_peak_bytes"].astype(float).notna().any()
