@@ -1,10 +1,15 @@
 """harness: a benchmark harness for Transfer-NAS (TR-NAS).
 
-Pipeline, one subpackage per stage:
-``spaces`` (encodings) -> ``tabular`` (NB201 table) -> ``networks`` (cells, backbones,
-Tr-Net splice) -> ``data`` / ``train`` (real training) -> ``search`` (Optuna samplers,
-evaluators, benchmark runner) -> ``analysis`` (rank correlation, CKA) -> ``results``
-(Parquet, leaderboard, plots).
+Its packages, in layer order (a layer imports only from those below it: the import-linter
+contract in ``pyproject.toml``, docs/architecture.md):
+``cli`` (the command line) -> ``report`` (leaderboard, plots, heatmaps) -> ``bench`` (the runner
+and one module per benchmark kind; beside it the ``ci_guard`` module) -> ``search`` (distributed
+Optuna search) -> ``definition`` (benchmark definitions) -> ``analysis`` (rank correlation, CKA,
+automatic transfer depth) -> ``methods`` (samplers, one-shot DARTS+PT) -> ``proxies`` (how a
+candidate is scored) -> ``transfer`` (the Tr-Net splice) -> ``backbones`` (CIFAR ResNets) ->
+``train`` (the training loop and recipes) -> ``tabular`` (tabular benchmarks) and ``data``
+(datasets) -> ``spaces`` (search spaces) -> ``measure`` (parameter counts, memory) -> ``store``
+(the results store), with the modules ``progress``, ``runinfo`` and ``stats``.
 """
 
 __version__ = "0.1.0"

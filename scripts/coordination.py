@@ -1,13 +1,16 @@
 """Coordination overhead of one search study shared by N worker processes: PostgreSQL vs journal file.
 
-Each configuration runs one REA study of ``--budget`` trials on the tabular Original proxy
-(``nb201-12ep-val``: an evaluation costs ~1 ms, so what is measured is the coordination: the
-budget lock, the ask, the trial's attributes, the Parquet row, the tell) with 1, 4 and 8 worker
-processes on this machine, and appends one row per configuration to the ``coordination`` table:
+Each configuration runs the one study of a ``search`` definition (REA, ``--budget`` trials, the
+tabular Original proxy ``nb201-12ep-val``: an evaluation costs ~1 ms, so what is measured is the
+coordination: the budget lock, the ask, the trial's attributes, the claim, the tell, the rows the
+finaliser writes) with 1, 4 and 8 worker processes on this machine -- the batch's own layers
+(:func:`harness.search.studies.create_studies`, :func:`harness.search.processes.run_processes`,
+:func:`harness.search.studies.join_study`), timed per trial -- and appends one row per
+configuration to the ``coordination`` table:
 
 * ``trials_per_s``: budget / (last trial completed - first trial started), from the study itself;
 * ``ask_s_median`` / ``ask_s_p95``: reap + count + ask under the study lock, per trial;
-* ``tell_s_median`` / ``tell_s_p95``: claim (under the lock) + Parquet row + tell, per trial.
+* ``tell_s_median`` / ``tell_s_p95``: claim (under the lock) + tell, per trial.
 
 Usage: ``python scripts/coordination.py --postgres postgresql://postgres@127.0.0.1/postgres
 [--budget 100] [--workers 1 4 8] [--results results]``; the PostgreSQL URL names a database on
@@ -27,13 +30,15 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from harness.proxies import ProxyContext
+from harness.bench.definitions import build_definition
 from harness.runinfo import run_record
-from harness.search.processes import run_workers
-from harness.spaces import get_space
+from harness.search.processes import run_processes
+from harness.search.storage import optuna_storage
+from harness.search.studies import create_studies, join_study
 from harness.store.results import ResultsStore
 
-OBJECTIVE = "harness.search.trials:worker_objective"
+#: This script as a module its worker processes import (its folder is on their sys.path).
+THIS = Path(__file__).stem
 
 
 def _admin(url: str, sql: str) -> None:
@@ -43,15 +48,24 @@ def _admin(url: str, sql: str) -> None:
     engine.dispose()
 
 
+def timed_worker(index: int, *, storage: str, study: str, results: str) -> list:
+    """One worker process of the study, as a batch runs it: (ask_s, tell_s) per trial it ran."""
+    timings: list = []
+    join_study(storage, study, results, index=index, timings=timings)
+    return timings
+
+
 def measure(storage: str, workers: int, budget: int, rows_root: Path) -> dict:
-    name = f"coord-{uuid.uuid4().hex[:6]}"
-    kwargs = {"ctx": ProxyContext(get_space("nb201"), "cifar10"), "proxy_name": "nb201-12ep-val",
-              "results": str(rows_root), "meta": {"run_id": name, "benchmark": "coordination", "dataset": "cifar10"}}
-    out = run_workers(workers, storage, name, OBJECTIVE, budget, sampler_name="rea", seed=0, objective_kwargs=kwargs)
-    trials = out.study.get_trials(states=(TrialState.COMPLETE,))
+    defn = build_definition({"name": "coordination", "kind": "search", "datasets": ["cifar10"], "samplers": ["rea"],
+                             "budget": budget, "storage": storage, "workers": workers}, "scripts/coordination.py")
+    [name] = create_studies(defn, storage, f"coord-{uuid.uuid4().hex[:6]}")
+    outs = run_processes(workers, f"{THIS}:timed_worker", {"storage": storage, "study": name,
+                                                            "results": str(rows_root)}, torch_free=True)
+    trials = optuna.load_study(study_name=name, storage=optuna_storage(storage)).get_trials(
+        states=(TrialState.COMPLETE,))
     assert len(trials) == budget, f"{len(trials)} COMPLETE trials, expected {budget}"
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
-    timings = np.array([x for ts in out.timings_by_worker.values() for x in ts])
+    timings = np.array([x for ts in outs for x in ts])
     return {"workers": workers, "trials": budget, "trials_per_s": budget / span, "span_s": span,
             "ask_s_median": float(np.median(timings[:, 0])), "ask_s_p95": float(np.quantile(timings[:, 0], 0.95)),
             "tell_s_median": float(np.median(timings[:, 1])), "tell_s_p95": float(np.quantile(timings[:, 1], 0.95))}

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import tomllib
 
+import harness
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 
@@ -43,3 +45,11 @@ def test_where_a_new_thing_goes_names_paths_that_exist():
     paths = re.findall(r"`(harness/[A-Za-z0-9_/.]+|tests/[A-Za-z0-9_/.]+)`", table)
     assert len(paths) >= 8
     assert [p for p in paths if not (ROOT / p).exists()] == []
+
+
+def test_the_package_docstring_names_every_layer_in_order():
+    """``harness.__doc__`` lists the real packages and top-level modules, top layer first."""
+    named = [f"harness.{name}" for name in re.findall(r"``([a-z_]+)``", harness.__doc__)]
+    order = {m: n for n, layer in enumerate(contract_layers()) for m in layer}
+    assert sorted(named) == sorted(order), "every package and module named once"
+    assert [order[m] for m in named] == sorted(order[m] for m in named), "in layer order"

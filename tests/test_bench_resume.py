@@ -24,8 +24,7 @@ from harness.search.batch import journal_path, unfinished_batch
 from harness.search.faults import CLAIMED, FAULTS, RETRY_DEPTH, RETRY_OF
 from harness.search.storage import optuna_storage
 from harness.search.studies import create_studies
-from harness.search.trials import search_once
-from harness.spaces import get_space
+from harness.spaces import get_space, suggest
 from harness.store.results import ResultsStore
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -188,5 +187,8 @@ def test_one_worker_reproduces_a_single_in_memory_study(tmp_path, sampler):
            "seed_offset": 3}
     run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
     rows = ResultsStore(tmp_path).read("runs").sort_values("trial")
-    memory = search_once(NB201, TableProxy("nb201-12ep-val", NB201, "cifar100"), make_sampler(sampler, 3, NB201), 15)
-    assert list(rows["arch_str"]) == list(memory["arch_str"]) and list(rows["trial"]) == list(range(15))
+    proxy = TableProxy("nb201-12ep-val", NB201, "cifar100")
+    memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, 3, NB201))  # plain Optuna
+    memory.optimize(lambda trial: proxy(suggest(NB201, trial)).value, n_trials=15)
+    assert list(rows["arch_str"]) == [NB201.format(NB201.from_params(t.params)) for t in memory.trials]
+    assert list(rows["trial"]) == list(range(15))

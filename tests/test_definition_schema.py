@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.bench.definitions import load_definition
-from harness.bench.runner import run_benchmark
+from harness.bench.definitions import build_definition, load_definition
+from harness.bench.runner import check_benchmark, run_benchmark
 from harness.cli import main
 from harness.store.results import ResultsStore
 
@@ -250,3 +250,32 @@ def test_full_table_cannot_change_the_kind_and_floats_must_be_finite(tmp_path):
         load_definition(_write(tmp_path, GOOD.replace("seeds = 2", "seeds = 2\ndelay_s = inf")))
     with pytest.raises(HarnessError, match=r"key 'sampler_options.rea': sampler 'rea': bad options"):
         load_definition(_write(tmp_path, GOOD.replace("sample_size = 2", "sample_size = 2\nseed = 3")))
+
+
+AUTO = {"name": "auto", "kind": "train", "arch_list": ["1"], "proxies": ["train:tr-net-auto"]}
+
+
+@pytest.mark.parametrize("change, msg", [
+    ({"space": "darts", "arch_list": []}, "key 'proxies': 'train:tr-net-auto' chooses the depth from the CKA of NB201 "
+                                          "cells: only for space 'nb201' (got 'darts')"),
+    ({"proxies": ["train:original"], "transfer": {"threshold": 0.5}}, "key 'transfer': how train:tr-net-auto chooses"),
+    ({"transfer": {"threshold": 1.5}}, "key 'transfer.threshold': transfer threshold: must be a number in (0, 1]"),
+    ({"transfer": {"estimator": "linear"}}, "key 'transfer.estimator' = 'linear' is unknown"),
+    ({"transfer": {"cka_archs": 0}}, "key 'transfer.cka_archs' must be >= 1, got 0"),
+    ({"transfer": {"cka_epochs": -1}}, "key 'transfer.cka_epochs' must be >= 0, got -1"),
+    ({"transfer": {"depth": 5}}, "unknown key 'transfer.depth'"),
+    ({"kind": "search", "datasets": ["cifar10"], "samplers": ["rea"], "budget": 2, "arch_list": None},
+     "key 'proxies': method 'tr-net-auto': expected 'original' or 'tr-net-<i>-<j>'"),  # only a train run chooses
+])
+def test_the_auto_transfer_proxy_and_its_options_are_checked(change, msg):
+    raw = {k: v for k, v in {**AUTO, **change}.items() if v is not None}
+    with pytest.raises(HarnessError, match=re.escape(msg)):
+        build_definition(raw, "auto.toml")
+
+
+def test_the_auto_transfer_proxy_names_its_epochs_and_a_missing_cka_table_stops_the_run(tmp_path):
+    defn = build_definition({**AUTO, "train": {"epochs": {"tr-net-auto": 1}, "warmup": {"tr-net-auto": 0}},
+                             "transfer": {"cka": str(tmp_path / "cka"), "threshold": 0.5}}, "auto.toml")
+    assert defn["transfer"]["threshold"] == 0.5
+    with pytest.raises(HarnessError, match="key 'transfer.cka' = .*: no such CKA table"):
+        check_benchmark(defn, tmp_path / "results")

@@ -12,13 +12,12 @@ import pytest
 import torch
 
 from harness.backbones.pretrain import pretrain
-from harness.bench.definitions import load_definition
+from harness.bench.definitions import build_definition, load_definition
 from harness.bench.runner import run_benchmark
 from harness.data.datasets import load_dataset
-from harness.methods.samplers import make_sampler
-from harness.proxies import TableProxy, train_candidate
-from harness.search.trials import search_once
+from harness.proxies import train_candidate
 from harness.spaces import get_space
+from harness.store.results import ResultsStore
 from harness.train.recipe import BACKBONE, ORIGINAL, TR_NET
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "pre_redesign.json").read_text())
@@ -26,13 +25,26 @@ ROOT = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """Every golden study, run the one way a search runs: one ``search`` definition through the
+    runner (one worker per study: the trials of a single in-memory study with the same seed)."""
+    keys = [key.split("/") for key in GOLDEN["sequences"]]
+    raw = {"name": "goldens", "kind": "search", "datasets": sorted({d for d, _, _ in keys}),
+           "samplers": sorted({s for _, s, _ in keys}), "seeds": 1 + max(int(seed) for _, _, seed in keys),
+           "budget": 100, "sampler_options": {"rea": {"population_size": 10, "sample_size": 3, "mutation": "nb201"}}}
+    root = tmp_path_factory.mktemp("goldens")
+    run_benchmark(build_definition(raw, "goldens"), root, progress=False)
+    return ResultsStore(root).read("runs")
+
+
 @pytest.mark.parametrize("key", sorted(GOLDEN["sequences"]))
-def test_trial_sequences_unchanged(key):
+def test_trial_sequences_unchanged(key, searched):
     dataset, sampler, seed = key.split("/")
     space = get_space("nb201")
-    options = {"population_size": 10, "sample_size": 3, "mutation": "nb201"} if sampler == "rea" else {}
-    rows = search_once(space, TableProxy("nb201-12ep-val", space, dataset),
-                       make_sampler(sampler, int(seed), space, **options), 100)
+    rows = searched[(searched["dataset"] == dataset) & (searched["sampler"] == sampler)
+                    & (searched["seed"] == int(seed))].sort_values("trial")
+    assert list(rows["trial"]) == list(range(100))
     assert [space.index_of(a) for a in rows["arch_str"]] == GOLDEN["sequences"][key]
 
 

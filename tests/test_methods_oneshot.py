@@ -15,8 +15,10 @@ from harness.methods.oneshot.bilevel import (
     search_step,
 )
 from harness.methods.oneshot.dartspt import config_from_table, dartspt_search, parse_supernet
+from harness.methods.oneshot.decision import KINDS, Decisions
 from harness.methods.oneshot.hessian import alpha_hessian_eigen, dominant_eigenvalue, exact_hessian, power_iteration
 from harness.methods.oneshot.pt import edge_order, project_next, select_op
+from harness.spaces import get_space, space_names
 from harness.spaces.nb201.encoding import OPS
 from harness.spaces.nb201.supernet import ArchitectureWeights, NB201Supernet
 from harness.transfer.splice import build_tr_supernet
@@ -199,3 +201,17 @@ def test_definitions_check_oneshot_settings():
                      ({"warmups": [9], "search": {"epochs": 4}}, "warmup_epochs"), ({"cutouts": ["x"]}, "cutouts")):
         with pytest.raises(HarnessError, match=msg):
             build_definition({**base, **bad}, "t")
+
+
+@pytest.mark.parametrize("name", space_names())
+def test_every_supernet_offers_pt_the_decision_interface(name):
+    """The supernets (in harness.spaces, below the methods) implement DARTS+PT's decision interface
+    by its shape and name its kinds by value: both checked here against the method's definition."""
+    arch = get_space(name).build_supernet(num_classes=10).arch
+    assert isinstance(arch, Decisions)
+    lanes = [(kind, keys) for phase in arch.pt_lanes() for kind, keys in phase]
+    assert lanes and {kind for kind, _ in lanes} <= set(KINDS)
+    for kind, keys in lanes:
+        for key in keys:
+            assert not arch.decided(kind, key) and len(arch.candidates(kind, key)) >= 2
+            assert isinstance(arch.describe(kind, key), dict)

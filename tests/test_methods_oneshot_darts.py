@@ -11,13 +11,13 @@ from torch import nn
 from harness.data.datasets import Split
 from harness.methods.oneshot.bilevel import SearchConfig
 from harness.methods.oneshot.dartspt import dartspt_search
+from harness.methods.oneshot.decision import OP, TOPOLOGY
 from harness.methods.oneshot.pt import edge_order, project_next, project_step, projection_plan, undecided
 from harness.report.oneshot import oneshot_section, plot_oneshot_memory
 from harness.spaces.darts.genotype import Genotype, parse, to_str
 from harness.spaces.darts.network import NetworkCIFAR
 from harness.spaces.darts.ops import PRIMITIVES
 from harness.spaces.darts.supernet import EDGES, ArchitectureWeights, DartsSupernet, node_edges
-from harness.spaces.mixed import OP, TOPOLOGY
 from harness.spaces.nb201.supernet import NB201Supernet
 
 

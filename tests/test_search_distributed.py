@@ -27,7 +27,7 @@ from harness.search.batch import run_batch
 from harness.search.faults import REAPED, RETRY_OF, Faults, reap_stale
 from harness.search.storage import optuna_storage
 from harness.search.studies import CONFIG, create_studies, join_study, study_names
-from harness.search.trials import SCORE, search_once
+from harness.search.trials import SCORE
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
@@ -188,20 +188,15 @@ def test_a_worker_without_its_database_gives_up_clearly_and_the_study_resumes(pg
 def test_rea_with_four_workers_on_postgres_matches_the_single_worker_statistics(pg_url, tmp_path):
     seeds, budget = 20, 25  # REA evolves from trial 11 (P = 10)
     defn = definition(budget, seeds=seeds, workers=4, storage=pg_url)
-    distributed = run_batch(defn, ResultsStore(tmp_path), "brea", progress=False)
+    distributed = run_batch(defn, ResultsStore(tmp_path / "four"), "brea", progress=False)
     assert len(distributed) == seeds and set(distributed["trials"]) == {budget}
-    proxy = TableProxy("nb201-12ep-val", NB201, "cifar10")
-    single = []
-    for seed in range(seeds):
-        rows = search_once(NB201, proxy, make_sampler("rea", seed, NB201), budget)
-        single.append(rows.loc[rows["proxy"].idxmax(), "ground_truth"])
-    a, b = np.asarray(distributed["best_ground_truth"], float), np.asarray(single, float)
+    single = run_batch(definition(budget, seeds=seeds), ResultsStore(tmp_path / "one"), "b1", progress=False)
+    a, b = np.asarray(distributed["best_ground_truth"], float), np.asarray(single["best_ground_truth"], float)
     se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     assert abs(a.mean() - b.mean()) < 3 * se + 0.05, (a.mean(), b.mean(), se)
-    random_best = []  # and the test can tell REA from a weaker search: random sampling, 10 queries
-    for seed in range(seeds):
-        rows = search_once(NB201, proxy, make_sampler("random", seed, NB201), 10)
-        random_best.append(rows.loc[rows["proxy"].idxmax(), "ground_truth"])
+    # and the test can tell REA from a weaker search: random sampling, 10 queries
+    random = build_definition({**definition(10, seeds=seeds).raw, "samplers": ["random"]}, "test")
+    random_best = run_batch(random, ResultsStore(tmp_path / "random"), "brandom", progress=False)["best_ground_truth"]
     assert a.mean() > np.mean(random_best)
 
 

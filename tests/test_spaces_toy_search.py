@@ -3,33 +3,31 @@ space through the table-free ``train`` proxy (real training, tiny budget)."""
 from __future__ import annotations
 
 import math
+import re
 
 import optuna
 import pytest
 
-from harness.data.datasets import load_dataset
-from harness.methods.samplers import SAMPLERS, make_sampler
-from harness.proxies import ProxyContext, TrainProxy, TrainSettings, make_proxy
-from harness.search.trials import search_once
+from harness import HarnessError
+from harness.bench.definitions import build_definition
+from harness.bench.runner import run_benchmark
+from harness.methods.samplers import SAMPLERS
+from harness.proxies import ProxyContext, TrainSettings, make_proxy
 from harness.store.results import ResultsStore
-from harness.train.recipe import ORIGINAL
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 BUDGET = 4
-TINY = ORIGINAL.with_(epochs=1, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("cifar10-valid", limit=128)  # the embedded images: no download
 
 
 @pytest.mark.parametrize("sampler_name", sorted(SAMPLERS))
-def test_every_sampler_searches_the_toy_space_by_training(sampler_name, toy_space, data, tmp_path):
+def test_every_sampler_searches_the_toy_space_by_training(sampler_name, toy_space, tmp_path):
+    raw = {"name": "toy-search", "kind": "search", "space": "toy", "datasets": ["cifar10"], "samplers": [sampler_name],
+           "budget": BUDGET, "proxies": ["train:original"],
+           "train": {"limit": 128, "batch_size": 64, "epochs": {"original": 1}, "device": "cpu"}}  # embedded images
+    run_benchmark(build_definition(raw, "test"), tmp_path, progress=False)
     store = ResultsStore(tmp_path)
-    proxy = TrainProxy(toy_space, "original", data, table_dataset="cifar10", cfg=TINY, store=store)
-    rows = search_once(toy_space, proxy, make_sampler(sampler_name, 0, toy_space), BUDGET)
+    rows = store.read("runs").sort_values("trial")
 
     assert list(rows["trial"]) == list(range(BUDGET))
     for row in rows.itertuples():
@@ -54,3 +52,13 @@ def test_the_train_proxy_by_name_works_for_the_toy_space(toy_space, tmp_path):
     assert 0 <= score.value <= 100 and math.isnan(score.ground_truth)
     (row,) = ResultsStore(tmp_path).read("train").itertuples()
     assert row.arch_str == "conv3x3|pool" and row.dataset == "cifar10-valid" and row.n_train == 128
+
+
+def test_a_definition_names_only_datasets_of_its_space(toy_space, monkeypatch):
+    """The space owns its datasets: validation asks it, with the message every unknown value gets."""
+    raw = {"name": "toy-train", "kind": "train", "space": "toy", "datasets": ["cifar100"], "arch_list": ["conv3x3|pool"],
+           "train": {"data": "cifar100.npz"}}  # the embedded images are CIFAR-10's
+    build_definition(raw, "test")
+    monkeypatch.setattr(type(toy_space), "datasets", ("cifar10",))
+    with pytest.raises(HarnessError, match=re.escape("test: key 'datasets' = 'cifar100' is unknown (known: cifar10)")):
+        build_definition(raw, "test")

@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from harness import HarnessError
-from harness.analysis.autotransfer import (
-    auto_transfer,
-    method_for,
-    splice_compatible,
-    splice_shapes,
-    train_auto_transfer,
-)
+from harness.analysis.autotransfer import auto_transfer, method_for, splice_compatible, splice_shapes
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import build_backbone
-from harness.proxies import train_candidate
+from harness.bench.definitions import build_definition
+from harness.bench.runner import run_benchmark
+from harness.proxies import TrainSettings, train_candidate
 from harness.spaces import get_space
 from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
@@ -115,14 +111,31 @@ def test_small_cka_run_then_choice(data, backbone, tmp_path):
     assert record["transfer_cka"] == pytest.approx(mean[i - 1, j - 1])
 
 
-def test_tr_net_run_records_the_chosen_depth(data, backbone):
-    row = train_auto_transfer(ARCH, data, backbone=backbone, cfg=TINY, threshold=0.7, cka=diagonal(),
-                              progress=False)
+def cka_table(root, matrix: np.ndarray, estimator: str = "eq1"):
+    """``matrix`` (cells x blocks) as the ``cka`` table of a store under ``root``; its folder."""
+    rows = [{"network": "net-1", "kind": "nb201", "cell": c + 1, "block": b + 1, "cka": float(v),
+             "estimator": estimator} for (c, b), v in np.ndenumerate(matrix)]
+    ResultsStore(root).append("cka", rows)
+    return root / "cka"
+
+
+def test_tr_net_run_records_the_chosen_depth(data, backbone, tmp_path, capsys):
+    """A ``train`` definition with ``train:tr-net-auto`` (``harness train --transfer auto``)."""
+    tiny = {"limit": 64, "batch_size": 32, "epochs": {"tr-net-auto": 1}, "warmup": {"tr-net-auto": 0}}
+    raw = {"name": "auto", "kind": "train", "arch_list": [ARCH], "proxies": ["train:tr-net-auto"], "train": tiny,
+           "backbone": {"checkpoint": str(backbone)},
+           "transfer": {"threshold": 0.7, "cka": str(cka_table(tmp_path / "table", diagonal()))}}
+    [row] = run_benchmark(build_definition(raw, "test"), tmp_path / "results", progress=False).to_dict("records")
     assert row["method"] == method_for(row["transfer_i"], row["transfer_j"])
+    assert f"transfer auto: chose {row['method']} (eq1 CKA " in capsys.readouterr().out
     assert row["trainable_params"] < row["params"] and row["backbone"] == str(backbone)
-    assert set(row) >= RECORD_KEYS
+    assert set(row) >= RECORD_KEYS and row["batch_id"].startswith("auto-")
+    [stored] = ResultsStore(tmp_path / "results").read("train").to_dict("records")
+    assert {k: stored[k] for k in RECORD_KEYS} == {k: row[k] for k in RECORD_KEYS}
     # The auto path is exactly a Tr-Net-i-j training run with the chosen i, j and the same seed.
-    direct = train_candidate(get_space("nb201"), ARCH, row["method"], data, cfg=TINY, backbone=backbone, seed=0,
+    method = row["method"]
+    cfg = TrainSettings(limit=64, batch_size=32, epochs={method: 1}, warmup={method: 0}).config(method)
+    direct = train_candidate(get_space("nb201"), ARCH, method, data, cfg=cfg, backbone=backbone, seed=0,
                              progress=False)
     assert (row["val_acc"], row["test_acc"], row["train_loss"]) == (direct["val_acc"], direct["test_acc"],
                                                                    direct["train_loss"])
@@ -139,9 +152,7 @@ def test_default_threshold_is_the_estimators_and_a_table_keeps_its_own(data, bac
         _, _, record = auto_transfer(backbone, data, cka=diagonal(step=0.01), estimator=estimator)
         assert record["transfer_estimator"] == estimator
         assert record["transfer_threshold"] == DEFAULT_THRESHOLDS[estimator]
-    rows = [{"network": "net-1", "kind": "nb201", "cell": c + 1, "block": b + 1, "cka": float(v),
-             "estimator": "unbiased_minibatch"} for (c, b), v in np.ndenumerate(diagonal(step=0.01))]
-    ResultsStore(tmp_path).append("cka", rows)
+    cka_table(tmp_path, diagonal(step=0.01), "unbiased_minibatch")
     _, _, record = auto_transfer(backbone, data, cka=tmp_path / "cka")
     assert record["transfer_estimator"] == "unbiased_minibatch"
     assert record["transfer_threshold"] == DEFAULT_THRESHOLDS["unbiased_minibatch"]

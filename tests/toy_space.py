@@ -18,6 +18,7 @@ PARAMS = ("edge_a", "edge_b")
 class ToySpace:
     name = "toy"
     mutations = ("one_edge",)
+    datasets = ("cifar10", "cifar100", "ImageNet16-120")  # table datasets a benchmark may name
 
     def parse(self, text):
         return self.canonical(tuple(str(text).split("|")))

@@ -17,11 +17,17 @@ means the same stage (same width and resolution).
 The chosen pair is returned with a flat record for the run's results row (``transfer_i``,
 ``transfer_j``, ``transfer_threshold``, ``transfer_estimator``, ``transfer_cka`` = CKA at the splice, ``transfer_min_cka``,
 ``transfer_path`` = JSON ``[[cell, block, cka], ...]``, and where the CKA came from).
+
+In a definition the choice is the method :data:`AUTO_METHOD`: a ``train`` definition's proxy
+``train:tr-net-auto`` (``harness train --transfer auto``) trains ``tr-net-<i>-<j>`` with the
+chosen pair, its ``[transfer]`` table (:class:`AutoTransferSettings`) says how to choose, and every
+row it writes carries the record (:mod:`harness.bench.kinds.train`).
 """
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -34,8 +40,7 @@ from harness.analysis.similarity import resolve_archs, run_cka
 from harness.backbones.checkpoint import load_backbone
 from harness.backbones.resnet import CifarResNet
 from harness.data.datasets import Dataset
-from harness.proxies.training import train_candidate
-from harness.spaces import get_space
+from harness.proxies.settings import TrainSettings
 from harness.spaces.nb201.network import NB201Network
 from harness.store.results import ResultsStore
 from harness.train.recipe import ORIGINAL, TrainConfig
@@ -143,14 +148,31 @@ def auto_transfer(backbone_ckpt: "str | Path", data: Dataset, *, threshold: "flo
     return choice.i, choice.j, {"transfer": "auto", **choice.as_record(), **source}
 
 
-def train_auto_transfer(arch, data: Dataset, *, backbone: "str | Path", cfg: "TrainConfig | None" = None,
-                        threshold: "float | None" = None, estimator: "str | None" = None, cka=None, n_archs: int = 3,
-                        cka_cfg: TrainConfig = ORIGINAL, cka_out: "str | Path | None" = None,
-                        seed: int = 0, progress: bool = True) -> dict:
-    """Train ``arch`` as Tr-Net-i-j with (i, j) from :func:`auto_transfer`; the results row of
-    :func:`harness.proxies.training.train_candidate` plus the transfer record."""
-    i, j, record = auto_transfer(backbone, data, threshold=threshold, estimator=estimator, n_archs=n_archs,
-                                 train_cfg=cka_cfg, seed=seed, cka=cka, out_dir=cka_out, progress=progress)
-    row = train_candidate(get_space("nb201"), arch, method_for(i, j), data, cfg=cfg, backbone=backbone, seed=seed,
-                          progress=progress)
-    return {**row, **record}
+#: The method of a Tr-Net whose depth is chosen from CKA when it runs (``train:tr-net-auto``).
+AUTO_METHOD = "tr-net-auto"
+
+
+@dataclass(frozen=True)
+class AutoTransferSettings:
+    """How :data:`AUTO_METHOD` chooses (i, j): a ``train`` definition's ``[transfer]`` table."""
+
+    threshold: "float | None" = None   # None = the estimator's calibrated one
+    estimator: "str | None" = None     # None = a CKA table's own, else DEFAULT_ESTIMATOR
+    cka: "str | None" = None           # a CKA table to choose from; None = a small CKA run first
+    cka_archs: int = 3                 # that run's random NB201 architectures
+    cka_epochs: int = 12               # their Original training epochs
+
+    def cka_config(self, train: TrainSettings) -> TrainConfig:
+        """The small CKA run's recipe: Original for ``cka_epochs`` epochs, on the candidates' device
+        and in their precision (their batch size and other overrides are theirs alone)."""
+        return TrainSettings(device=train.device, precision=train.precision, channels_last=train.channels_last,
+                             epochs={"original": self.cka_epochs}).config("original")
+
+    def choose(self, backbone: "str | Path", data: Dataset, train: TrainSettings, out_dir: "str | Path",
+               progress: bool = False) -> tuple[str, dict]:
+        """(``tr-net-<i>-<j>``, the record its rows carry) for ``backbone`` on ``data``
+        (:func:`auto_transfer`; a CKA run keeps its table under ``out_dir``)."""
+        i, j, record = auto_transfer(backbone, data, threshold=self.threshold, estimator=self.estimator,
+                                     n_archs=self.cka_archs, train_cfg=self.cka_config(train), seed=train.seed,
+                                     cka=self.cka, out_dir=out_dir, progress=progress)
+        return method_for(i, j), record

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import HarnessError
-from harness.analysis.autotransfer import train_auto_transfer
+from harness.analysis.autotransfer import AUTO_METHOD
 from harness.backbones.pretrain import default_checkpoint_path, pretrain
 from harness.bench.definitions import build_definition, kind_specs, load_definition
 from harness.bench.runner import check_benchmark, run_benchmark
@@ -23,7 +23,7 @@ from harness.data.download import download
 from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
 from harness.progress import force_bars
-from harness.proxies import ProxyContext, TrainSettings, parse_method
+from harness.proxies import parse_method
 from harness.proxies.training import PRETRAIN_HINT
 from harness.report.cka import write_run_figures
 from harness.report.refresh import refresh
@@ -32,8 +32,7 @@ from harness.search.batch import join
 from harness.search.faults import Faults
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
-from harness.tabular.nb201 import DATASETS
-from harness.train.recipe import BACKBONE, ORIGINAL, TR_NET, default_mode
+from harness.train.recipe import BACKBONE, default_mode
 
 RANK_COLUMNS = ["dataset", "proxy", "selection", "n", "draws", "krocc", "krocc_std", "srocc", "srocc_std",
                 "krocc_single", "srocc_single"]
@@ -47,7 +46,9 @@ DATA_FLAGS = {"train.dataset": "--dataset", "datasets": "--dataset", "train.data
 TRAIN_FLAGS = {**DATA_FLAGS, "train.warmup": "--warmup", "train.cutout": "--cutout",
                "train.cosine_period": "--cosine-period", "train.precision": "--precision",
                "train.channels_last": "--channels-last", "train.network": "--network", "space": "--space",
-               "arch_list": "--arch", "proxies": "--method", "backbone": "--backbone"}
+               "arch_list": "--arch", "proxies": "--method", "backbone": "--backbone",
+               "transfer.threshold": "--transfer-threshold", "transfer.estimator": "--cka-estimator",
+               "transfer.cka": "--cka", "transfer.cka_archs": "--cka-archs", "transfer.cka_epochs": "--cka-epochs"}
 CKA_FLAGS = {**DATA_FLAGS, "n_eval": "--n-eval", "eval_batch_size": "--eval-batch-size", "archs": "--archs",
              "arch_list": "--archs", "estimator": "--estimator", "backbone": "--backbone", "out": "--out"}
 RANK_FLAGS = {"datasets": "--dataset", "proxies": "--proxy", "draws": "--draws", "ties": "--ties", "seed": "--seed",
@@ -86,7 +87,8 @@ def _run(defn: Definition, args: argparse.Namespace) -> pd.DataFrame:
 
 def cmd_rank(args: argparse.Namespace) -> pd.DataFrame:
     """Rank correlation of table proxies vs the ground truth: a ``rank`` benchmark run."""
-    raw = {"name": "rank-cli", "kind": "rank", "datasets": list(DATASETS) if args.dataset == ["all"] else args.dataset,
+    raw = {"name": "rank-cli", "kind": "rank",
+           "datasets": list(get_space(kind_specs()["rank"].defaults["space"]).datasets) if args.dataset == ["all"] else args.dataset,
            "proxies": args.proxy, "draws": args.draws, "ties": args.ties, "seed": args.seed}
     raw.update({k: v for k, v in (("sample", args.sample), ("top_k", args.top_k), ("table", args.benchmark))
                 if v is not None})
@@ -181,24 +183,32 @@ def _table_dataset(train_dataset: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one candidate as Original or Tr-Net-i-j: a ``train`` benchmark run."""
+    """Train one candidate as Original, Tr-Net-i-j or, with ``--transfer auto``, Tr-Net with (i, j)
+    chosen from CKA: a ``train`` benchmark run."""
+    method = args.method
     if args.transfer == "auto":
         if args.space != "nb201":
             raise HarnessError(f"--transfer auto: only for --space nb201 (got {args.space!r})")
-        return _train_auto(args)
+        if not args.backbone:
+            raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
+        method = AUTO_METHOD
     train = {**_train_section(args), "seed": args.seed}
     for key, value in (("epochs", args.epochs), ("warmup", args.warmup)):
         if value is not None:
-            train[key] = {args.method: value}
+            train[key] = {method: value}
     if args.network:
         train["network"] = _network_options(args.network)
     raw = {"name": "train-cli", "kind": "train", "space": args.space, "datasets": [_table_dataset(args.dataset)],
-           "arch_list": [str(args.arch)], "proxies": [f"train:{args.method}"], "train": train}
+           "arch_list": [str(args.arch)], "proxies": [f"train:{method}"], "train": train}
+    if args.transfer == "auto":
+        raw["transfer"] = {k: v for k, v in (("threshold", args.transfer_threshold), ("estimator", args.cka_estimator),
+                                             ("cka", args.cka), ("cka_archs", args.cka_archs),
+                                             ("cka_epochs", args.cka_epochs)) if v is not None}
     if args.backbone:
         raw["backbone"] = {"checkpoint": args.backbone, "allow_overlap": args.allow_backbone_overlap,
                            "prefix_bn": args.prefix_bn}
-    elif parse_method(args.method) is not None:
-        raise HarnessError(f"method {args.method!r} needs --backbone: {PRETRAIN_HINT}")
+    elif parse_method(method) is not None:
+        raise HarnessError(f"method {method!r} needs --backbone: {PRETRAIN_HINT}")
     for row in _run(_from_flags(raw, TRAIN_FLAGS, args.results), args).to_dict("records"):
         _print_train_row(row, ResultsStore(args.results).path("train"))
 
@@ -218,24 +228,6 @@ def _network_options(items: list[str]) -> dict:
         except ValueError:
             raise HarnessError(f"--network {item!r}: the value must be a number, true or false") from None
     return out
-
-
-def _train_auto(args: argparse.Namespace) -> None:
-    if not args.backbone:
-        raise HarnessError("--transfer auto needs --backbone (the checkpoint whose blocks are transferred)")
-    settings = TrainSettings(**{k: v for k, v in _train_section(args).items() if k != "cutout"}, seed=args.seed)
-    data = ProxyContext(get_space("nb201"), _table_dataset(args.dataset), train=settings).data
-    cfg = settings.resolve(TR_NET.with_(epochs=args.epochs, warmup_epochs=args.warmup, batch_size=args.batch_size,
-                                        cutout=args.cutout, cosine_period=args.cosine_period))
-    cka_cfg = settings.resolve(ORIGINAL.with_(epochs=args.cka_epochs))
-    row = train_auto_transfer(args.arch, data, backbone=args.backbone, cfg=cfg, threshold=args.transfer_threshold,
-                              estimator=args.cka_estimator, cka=args.cka, n_archs=args.cka_archs, cka_cfg=cka_cfg,
-                              cka_out=Path(args.results) / "cka-auto", seed=args.seed, progress=not args.quiet)
-    print(f"transfer auto: chose {row['method']} ({row['transfer_estimator']} CKA {row['transfer_cka']:.3f} >= "
-          f"{row['transfer_threshold']:g})")
-    store = ResultsStore(args.results)
-    store.append("train", [row])
-    _print_train_row(row, store.path("train"))
 
 
 def _print_train_row(row: dict, where: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.analysis.autotransfer import AutoTransferSettings
 from harness.analysis.rank import TIES, TRAIN_SELECTIONS
 from harness.backbones.resnet import SHORTCUTS
 from harness.proxies import TABLE_PROXIES
@@ -133,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"CKA estimator of the small CKA run (default {DEFAULT_ESTIMATOR}); with --cka: "
                         "the table's own")
     p.add_argument("--cka", help="an existing cka.parquet to choose from (default: run a small CKA first)")
-    p.add_argument("--cka-archs", type=int, default=3, help="architectures in that small CKA (default 3)")
-    p.add_argument("--cka-epochs", type=int, default=12, help="their training epochs (default 12)")
+    p.add_argument("--cka-archs", type=int,
+                   help=f"architectures in that small CKA (default {AutoTransferSettings.cka_archs})")
+    p.add_argument("--cka-epochs", type=int,
+                   help=f"their training epochs (default {AutoTransferSettings.cka_epochs})")
     _add_data_args(p)
     p.set_defaults(func="cmd_train")
 

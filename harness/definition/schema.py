@@ -33,8 +33,9 @@ COMMON = {"name": STR, "kind": STR, "description": STR, "space": STR, "full": TA
 #: Integer keys that must be >= 1 wherever they appear (``limit``, ``archs``, ``epochs`` may be 0
 #: where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
-            "eval_batch_size", "i", "j", "cache_rounds", "limits")
-NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs")
+            "eval_batch_size", "i", "j", "cache_rounds", "limits", "cka_archs")
+NON_NEGATIVE = ("seed_offset", "seed", "archs", "limit", "cutout", "threads", "epochs", "zc_timed", "cache_archs",
+                "cka_epochs")
 #: Sizes no run on one machine needs; larger ones would only hang it (a full-scale search is
 #: 10 seeds x 100 queries; NB201 has 15,625 candidates). Workers: processes on this machine.
 UPPER = {"budget": 1_000_000, "seeds": 10_000, "draws": 100_000, "workers": 4 * (os.cpu_count() or 1),
@@ -53,6 +54,9 @@ class KindSpec:
     defaults: dict
     validate: Callable[["Definition"], None]
     required: tuple = ()
+    #: Proxy names the kind resolves itself before any proxy is built (the train kind's
+    #: ``train:tr-net-auto``, whose depth the run chooses): no proxy family checks them.
+    own_proxies: tuple = ()
 
 
 @dataclass(frozen=True)

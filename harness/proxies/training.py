@@ -4,7 +4,7 @@
 * :func:`train_candidate` -- one training run of one candidate of any space -> a results row;
 * :class:`TrainProxy` -- trains every candidate it scores and appends the row to the store's
   ``train`` table; :meth:`TrainProxy.score_many` trains several at once on a GPU
-  (:mod:`harness.train.schedule`), one at a time elsewhere;
+  (:mod:`harness.train.concurrent`), one at a time elsewhere;
 * :class:`RecordedProxy` -- the ``train`` table as a lookup (rows of its own training seed); a miss
   trains (``on_miss="train"``) or errors (``on_miss="error"``).
 """
@@ -26,9 +26,9 @@ from harness.proxies.settings import TrainSettings, parse_method
 from harness.runinfo import run_record
 from harness.spaces import SearchSpace
 from harness.store.results import ResultsStore
+from harness.train.concurrent import concurrency, run_concurrently
 from harness.train.loop import TrainResult, train
 from harness.train.recipe import TrainConfig
-from harness.train.schedule import concurrency, run_concurrently
 from harness.transfer.cache import PrefixFeatureCache
 from harness.transfer.splice import build_tr_net
 
@@ -103,7 +103,7 @@ def prepare_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *
                     ) -> tuple[torch.nn.Module, Callable[[], TrainResult], dict]:
     """Build one candidate now (its initial weights drawn from the global RNG seeded with ``seed``)
     -> (model, a job that trains it, backbone metadata). Jobs may run concurrently
-    (:func:`harness.train.schedule.run_concurrently`): training draws only from its own seeded
+    (:func:`harness.train.concurrent.run_concurrently`): training draws only from its own seeded
     generator. A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster)."""
     cfg = cfg or default_config(method, space, data)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
@@ -216,7 +216,7 @@ class TrainProxy:
         """Train every arch -> their rows, in order, ``k`` at a time. By default (``k=None``) on
         CUDA the first trains alone and its ``max_memory_allocated`` peak (x2: peaks differ between
         architectures) sets how many of the rest train at once
-        (:func:`harness.train.schedule.concurrency`); elsewhere k = 1, exactly :meth:`train_row` in a
+        (:func:`harness.train.concurrent.concurrency`); elsewhere k = 1, exactly :meth:`train_row` in a
         loop. Rows trained k > 1 at a time record ``concurrent`` = k (on CUDA their
         ``peak_cuda_bytes`` is the device's peak over all of them)."""
         device, done = self.data.train.x.device, []

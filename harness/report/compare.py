@@ -29,10 +29,10 @@ from scipy.stats import kendalltau, rankdata
 from harness.proxies.table import TABLE_PROXIES
 from harness.report.proxies import pareto, proxy_rows
 from harness.search.summary import anytime_curves, search_results
+from harness.spaces import dataset_order
 from harness.stats import MIN_N, RankTest, mean_interval, rank_test
 from harness.store.tables import batch_time, col, latest_batches
 from harness.tabular import get_table, table_spaces
-from harness.tabular.nb201 import DATASETS
 
 #: Seeds a search method needs to be ranked (below it there is no bootstrap interval either).
 MIN_SEEDS = MIN_N
@@ -131,7 +131,7 @@ def method_table(entries: pd.DataFrame) -> pd.DataFrame:
                      "best_hi": iv.high, "optimum": opt, "regret": opt - iv.estimate,
                      "cost_s": g["cost_s"].mean(), "peak_bytes": g["peak_bytes"].mean(),
                      "device": ", ".join(sorted(set(g["device"]))), "smoke": len(g) < MIN_SEEDS})
-    order = {d: i for i, d in enumerate(DATASETS)}
+    order = {d: i for i, d in enumerate(dataset_order())}
     out = pd.DataFrame(rows)
     return out.sort_values(["smoke", "benchmark", "method"], kind="stable").sort_values(
         "dataset", key=lambda s: s.map(lambda d: order.get(d, len(order))), kind="stable").reset_index(drop=True)

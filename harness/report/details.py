@@ -37,6 +37,7 @@ from harness.report.proxies import PLOT as PROXY_PLOT
 from harness.report.proxies import proxies_section
 from harness.report.reference import NB201_REA, PAPER_MEMORY, PAPER_METHOD, paper_rank
 from harness.search.summary import search_results
+from harness.spaces import dataset_order
 from harness.stats import Interval, mean_difference, mean_interval, verdict
 from harness.store.markdown import ci, markdown_table, mb, num, pm, ratio, seconds
 from harness.store.tables import (
@@ -49,7 +50,6 @@ from harness.store.tables import (
     read_results,
     sort_preferred,
 )
-from harness.tabular.nb201 import DATASETS
 
 
 def _bench_label(name) -> str:
@@ -93,7 +93,7 @@ def search_section(summary: "pd.DataFrame | None", notes: list[str], older: dict
                          best=("best_ground_truth", "mean"), best_std=("best_ground_truth", lambda v: v.std(ddof=0)),
                          oracle=("oracle_ground_truth", "mean"), wall=("wall_s", "mean"),
                          peak=("peak_bytes", "mean"), device=("device", _unique)).reset_index()
-        agg = sort_preferred(agg, {"dataset": DATASETS, "method": ("original",), "sampler": SAMPLER_ORDER})
+        agg = sort_preferred(agg, {"dataset": dataset_order(), "method": ("original",), "sampler": SAMPLER_ORDER})
         for r in agg.itertuples(index=False):
             best = s.loc[(s["dataset"] == r.dataset) & (s["method"] == r.method) & (s["sampler"] == r.sampler),
                          "best_ground_truth"]
@@ -154,7 +154,7 @@ def rank_section(rank: "pd.DataFrame | None") -> str:
                        single_draw_seed=_text(rank, "single_draw_seed"),
                        **{c: col(rank, c) for c in ("krocc_lo", "krocc_hi", "srocc_lo", "srocc_hi")})
     rank = rank.assign(bench=rank["benchmark"].map(_bench_label))
-    rank = sort_preferred(rank, {"bench": (), "dataset": DATASETS, "proxy": tuple(PAPER_METHOD), "selection": ()})
+    rank = sort_preferred(rank, {"bench": (), "dataset": dataset_order(), "proxy": tuple(PAPER_METHOD), "selection": ()})
     rows = []
     for r in rank.itertuples(index=False):
         several = r.draws > 1
@@ -180,7 +180,7 @@ def pairs_section(pairs: "pd.DataFrame | None") -> str:
     if p is None:
         return ""
     p = p.assign(bench=p["benchmark"].map(_bench_label))
-    p = sort_preferred(p, {"bench": (), "dataset": DATASETS, "selection": (), "proxy": tuple(PAPER_METHOD)})
+    p = sort_preferred(p, {"bench": (), "dataset": dataset_order(), "selection": (), "proxy": tuple(PAPER_METHOD)})
     rows = [[r.bench, r.dataset, r.selection, r.proxy, r.baseline, num(r.n, 0),
              ci(r.krocc_diff, r.krocc_diff_lo, r.krocc_diff_hi, 3) + f", p = {num(r.krocc_p, 3)}",
              ci(r.srocc_diff, r.srocc_diff_lo, r.srocc_diff_hi, 3) + f", p = {num(r.srocc_p, 3)}", r.verdict]

@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from harness.report.compare import KIND_ONESHOT, KIND_TABULAR, KIND_TRAINED, optimum, pareto_fronts
+from harness.spaces import dataset_order
 from harness.stats import RankTest, mean_band
 from harness.store.files import write_png
 from harness.store.tables import order_values
-from harness.tabular.nb201 import DATASETS
 
 
 def _regret_axis(ax, space: str, dataset: str) -> None:
@@ -96,7 +96,7 @@ def anytime_figure(curves: pd.DataFrame, x: str, xlabel: str) -> Figure:
     cumulative evaluation seconds), mean over seeds with a 95% bootstrap band, one line per method.
     ``curves``: benchmark, method, dataset, space, run_id, ``x``, best (one row per evaluation)."""
     benches = sorted(set(curves["benchmark"]))
-    panels = {b: order_values(curves.loc[curves["benchmark"] == b, "dataset"], DATASETS) for b in benches}
+    panels = {b: order_values(curves.loc[curves["benchmark"] == b, "dataset"], dataset_order()) for b in benches}
     cols = max(len(p) for p in panels.values())
     fig = Figure(figsize=(4.8 * cols + 0.6, 3.7 * len(benches) + 0.5), layout="constrained")
     axes = fig.subplots(len(benches), cols, squeeze=False)
@@ -151,7 +151,7 @@ def cost_figure(table: pd.DataFrame) -> Figure:
     hollow = smoke run; the Pareto front (no other point both cheaper and more accurate) dashed, and
     dotted the front of the methods that do not look accuracies up."""
     t = table[table["best"].notna() & (table["cost_s"] > 0)]
-    datasets = order_values(t["dataset"], DATASETS)
+    datasets = order_values(t["dataset"], dataset_order())
     fig = Figure(figsize=(5.6 * len(datasets) + 0.6, 6.0), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     biggest = float(np.nanmax(t["peak_bytes"])) if t["peak_bytes"].notna().any() else 1.0

@@ -24,10 +24,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.report.reference import DARTSPT_TABLE4, DARTSPT_TABLE5
+from harness.spaces import dataset_order
 from harness.store.files import write_png
 from harness.store.markdown import markdown_table, mb, num, pm, seconds
 from harness.store.tables import latest_batches, order_values, read_results
-from harness.tabular.nb201 import DATASETS
 
 MEMORY_PLOT = "oneshot_memory.png"
 EIGEN_PLOT = "oneshot_eigenvalues.png"
@@ -89,7 +89,7 @@ def oneshot_section(rows: "pd.DataFrame | None") -> str:
             cells = f"{len(archs)} genotype(s), below"
         else:
             cells = " / ".join(archs)[:200] if len(g) <= 2 else f"{len(archs)} cells"
-        order = (bench, DATASETS.index(ds) if ds in DATASETS else 99, methods.index(method),
+        order = (bench, dataset_order().index(ds) if ds in dataset_order() else 99, methods.index(method),
                  _supernet_order(rows["supernet"]).index(supernet), int(warmup), int(cutout))
         table.append((order, [
             bench, ds, *named, supernet, int(warmup), int(cutout), len(g), _accuracy(g),
@@ -137,7 +137,7 @@ def plot_oneshot_memory(rows: pd.DataFrame, path) -> Path:
     rows = _with_method(rows).assign(space=rows["space"] if "space" in rows else "nb201")
     methods = " / ".join(_method_order(rows["method"]))
     spaces = sorted(set(rows["space"]), key=lambda sp: (sp != "nb201", sp))
-    groups = [(sp, d) for sp in spaces for d in order_values(rows[rows["space"] == sp]["dataset"], DATASETS)]
+    groups = [(sp, d) for sp in spaces for d in order_values(rows[rows["space"] == sp]["dataset"], dataset_order())]
     labels = [d if len(spaces) == 1 else f"{d}\n({sp})" for sp, d in groups]
     supernets = _supernet_order(rows["supernet"])
     has_cuda = "cuda_peak_bytes" in rows and rows["cuda_peak_bytes"].astype(float).notna().any()

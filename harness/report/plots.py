@@ -19,9 +19,9 @@ from harness import HarnessError
 from harness.report.oneshot import write_oneshot_plots
 from harness.report.proxies import write_proxy_plot
 from harness.search.summary import anytime_curves, search_results
+from harness.spaces import dataset_order
 from harness.store.files import write_png
 from harness.store.tables import SAMPLER_ORDER, col, latest_batches, order_values, read_results
-from harness.tabular.nb201 import DATASETS
 
 ANYTIME = "rea_anytime.png"
 MEMORY = "memory.png"
@@ -69,7 +69,7 @@ def anytime_figure(runs_df: pd.DataFrame) -> Figure:
     if stats.empty:
         raise HarnessError("anytime plot: no run has a ground truth to plot")
     benchmarks = sorted(stats["benchmark"].unique())
-    panels = {b: order_values(stats.loc[stats["benchmark"] == b, "dataset"], DATASETS) for b in benchmarks}
+    panels = {b: order_values(stats.loc[stats["benchmark"] == b, "dataset"], dataset_order()) for b in benchmarks}
     fig, axes = _grid(len(benchmarks), max(len(d) for d in panels.values()), 4.6, 3.6)
     for row, bench in zip(axes, benchmarks):
         for ax in row[len(panels[bench]):]:

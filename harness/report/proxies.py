@@ -21,10 +21,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.report.reference import published_srocc
+from harness.spaces import dataset_order
 from harness.store.files import write_png
 from harness.store.markdown import markdown_table, num, pm, seconds
 from harness.store.tables import RANK_KEY, col, latest_batches, read_results, sort_preferred
-from harness.tabular.nb201 import DATASETS
 
 PLOT = "proxies.png"
 
@@ -47,9 +47,9 @@ def proxy_rows(rank: "pd.DataFrame | None") -> "pd.DataFrame | None":
     out = r.assign(krocc=col(r, "krocc"), srocc=col(r, "srocc"), krocc_std=col(r, "krocc_std"),
                    srocc_std=col(r, "srocc_std"), draws=col(r, "draws").fillna(1), n=col(r, "n"),
                    cost_s=cost, total=col(r, "total_s"), device=device, bench=bench)
-    out = sort_preferred(out, {"bench": (), "dataset": DATASETS})
+    out = sort_preferred(out, {"bench": (), "dataset": dataset_order()})
     return out.sort_values(["bench", "dataset", "srocc"], ascending=[True, True, False], kind="stable",
-                           key=lambda s: s.map({d: i for i, d in enumerate(DATASETS)}) if s.name == "dataset" else s)
+                           key=lambda s: s.map({d: i for i, d in enumerate(dataset_order())}) if s.name == "dataset" else s)
 
 
 def proxies_section(rank: "pd.DataFrame | None", plot: str = PLOT) -> str:
@@ -107,8 +107,8 @@ def plot_proxies(rank: "pd.DataFrame | None", path) -> "Path | None":
     rows = plot_points(rank)
     if rows is None:
         return None
-    datasets = [d for d in DATASETS if d in set(rows["dataset"])] + \
-        sorted(set(rows["dataset"]) - set(DATASETS))
+    datasets = [d for d in dataset_order() if d in set(rows["dataset"])] + \
+        sorted(set(rows["dataset"]) - set(dataset_order()))
     fig = Figure(figsize=(5.2 * len(datasets) + 0.4, 4.2), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, ds in zip(axes, datasets):

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from harness.report import compare, figures
+from harness.spaces import dataset_order
 from harness.stats import RankTest
 from harness.store.markdown import ci, latex_table, markdown_table, mb, num, seconds
 from harness.store.tables import order_values
-from harness.tabular.nb201 import DATASETS
 
 FOLDER = "leaderboard"  # detail pages and figures, under the results folder
 COST_PAGE = "cost-and-memory.md"
@@ -75,7 +75,7 @@ def figure_plan(s: Summary) -> dict[str, Callable]:
 
 
 def _datasets(df: pd.DataFrame) -> list[str]:
-    return order_values(df["dataset"], DATASETS)
+    return order_values(df["dataset"], dataset_order())
 
 
 def search_table(s: Summary) -> tuple[list, list]:

@@ -1,13 +1,12 @@
 """Worker processes on one machine: start N, collect what each returned, fail as one.
 
-Local worker processes (:func:`run_processes`) are forked, from this process when that is safe or
-else from a fork server that imported the harness once (:func:`start_method`), instead of each
+The local workers of a search batch (:func:`harness.search.batch.run_batch`) are such processes
+(:func:`run_processes`), forked from this process when that is safe or else from a fork server that imported the harness once (:func:`start_method`), instead of each
 spawned process importing torch, Optuna and the harness again (~6 s of CPU each here: most of the
 wall time of a short search on a fast proxy); they exit when the process that started them dies.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import multiprocessing as mp
 import os
@@ -15,43 +14,29 @@ import queue as queue_module
 import sys
 import threading
 import traceback
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import optuna
 
 from harness import HarnessError
-from harness.methods.samplers import make_sampler
-from harness.search.faults import FAULTS, Faults
-from harness.search.loop import check_positive_int, optimize_to_budget, worker_seed
-from harness.search.storage import StudyLock, journal_lock_paths, load_study, optuna_storage
-from harness.spaces import SearchSpace
+from harness.search.loop import check_positive_int
 
 
-def resolve_objective(objective_ref: str, kwargs: "Mapping[str, Any] | None" = None) -> Callable:
-    """``"package.module:function"`` -> ``function`` (with ``kwargs`` bound)."""
-    module_name, sep, attr = objective_ref.partition(":")
+def resolve_target(target_ref: str) -> Callable:
+    """``"package.module:function"`` -> ``function``: what a process runs, named so that a process
+    started from a fresh interpreter can import it."""
+    module_name, sep, attr = target_ref.partition(":")
     if not sep or not module_name or not attr:
-        raise HarnessError(f"objective {objective_ref!r}: expected 'package.module:function'")
+        raise HarnessError(f"target {target_ref!r}: expected 'package.module:function'")
     try:
         fn = importlib.import_module(module_name)
         for part in attr.split("."):
             fn = getattr(fn, part)
     except (ImportError, AttributeError) as e:
-        raise HarnessError(f"objective {objective_ref!r}: cannot be imported ({e})") from None
+        raise HarnessError(f"target {target_ref!r}: cannot be imported ({e})") from None
     if not callable(fn):
-        raise HarnessError(f"objective {objective_ref!r}: is not callable")
-    return functools.partial(fn, **kwargs) if kwargs else fn
-
-
-@dataclass
-class WorkersResult:
-    study: optuna.Study
-    #: worker index -> numbers of the trials it completed.
-    trials_by_worker: dict[int, list[int]] = field(default_factory=dict)
-    #: worker index -> (ask_s, tell_s) per trial it completed.
-    timings_by_worker: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+        raise HarnessError(f"target {target_ref!r}: is not callable")
+    return fn
 
 
 def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s: float = 600.0,
@@ -61,7 +46,7 @@ def run_processes(n: int, target_ref: str, kwargs: Mapping[str, Any], timeout_s:
     processes may be forked from this one (:func:`start_method`). A process's exception is re-raised
     here as ``RuntimeError`` with its traceback (a :class:`HarnessError` as itself, first line only)."""
     check_positive_int("n_workers", n)
-    resolve_objective(target_ref)  # fail before starting anything
+    resolve_target(target_ref)  # fail before starting anything
     method = start_method(torch_free)
     ctx = mp.get_context(method)
     if method == "forkserver":  # it imports the target's module and every harness module imported
@@ -137,7 +122,7 @@ def _process_main(index: int, target_ref: str, kwargs: dict, barrier, results, v
     threading.Thread(target=_exit_with_parent, name="harness-parent-watch", daemon=True).start()
     try:
         optuna.logging.set_verbosity(verbosity)
-        target = resolve_objective(target_ref)
+        target = resolve_target(target_ref)
         barrier.wait(timeout=120)
         results.put((index, None, target(index=index, **kwargs)))
     except HarnessError as e:
@@ -146,50 +131,3 @@ def _process_main(index: int, target_ref: str, kwargs: dict, barrier, results, v
     except BaseException:
         barrier.abort()  # release the others instead of leaving them at the barrier
         results.put((index, traceback.format_exc(), None))
-
-
-def study_worker(index: int, *, storage: str, study_name: str, objective_ref: str, objective_kwargs: dict,
-                 budget: int, sampler_name: str, seed: "int | None", space: "SearchSpace | str",
-                 sampler_options: dict, lock_path: "str | None", faults: Faults) -> tuple[list[int], list]:
-    """One process of :func:`run_workers`: open the storage, build the sampler, run to the budget."""
-    sampler = make_sampler(sampler_name, seed, space, **sampler_options)
-    worker = worker_seed(sampler, seed, index, start=len(load_study(storage, study_name).get_trials(deepcopy=False)))
-    if worker != seed:
-        sampler = make_sampler(sampler_name, worker, space, **sampler_options)
-    study = load_study(storage, study_name, sampler=sampler)
-    timings: list = []
-    numbers = optimize_to_budget(study, resolve_objective(objective_ref, objective_kwargs), budget,
-                                 StudyLock(storage, study_name, lock_path), faults=faults, timings=timings)
-    return numbers, timings
-
-
-def run_workers(n_workers: int, storage: "str | Path", study_name: str, objective_ref: str,
-                budget: int, *, sampler_name: str = "rea", seed: "int | None" = None,
-                space: "SearchSpace | str" = "nb201",
-                sampler_options: "Mapping[str, Any] | None" = None, direction: str = "maximize",
-                objective_kwargs: "Mapping[str, Any] | None" = None,
-                lock_path: "str | Path | None" = None, faults: Faults = FAULTS,
-                timeout_s: float = 600.0) -> WorkersResult:
-    """Spawn ``n_workers`` processes on this machine that run one study (created if missing) to
-    ``budget`` COMPLETE trials. ``storage``: a journal file path or a database URL; ``lock_path``
-    (journal files only) defaults to ``<journal>.budget.lock``."""
-    check_positive_int("n_workers", n_workers)
-    check_positive_int("budget", budget)
-    if direction not in ("maximize", "minimize"):
-        raise HarnessError(f"direction {direction!r}: expected 'maximize' or 'minimize'")
-    options = dict(sampler_options or {})
-    sampler = make_sampler(sampler_name, seed, space, **options)  # validates name and options here
-    resolve_objective(objective_ref, objective_kwargs)       # fail before spawning anything
-    if lock_path is not None:
-        journal = Path(storage)
-        if Path(lock_path) in (journal, journal.with_name(journal.name + ".lock"), journal_lock_paths(journal)[0]):
-            raise HarnessError(f"lock_path {str(lock_path)!r}: clashes with the journal file or its write lock")
-    study = optuna.create_study(study_name=study_name, storage=optuna_storage(storage),
-                                sampler=sampler, direction=direction, load_if_exists=True)
-    outs = run_processes(n_workers, f"{__name__}:study_worker", dict(
-        storage=str(storage), study_name=study_name, objective_ref=objective_ref,
-        objective_kwargs=dict(objective_kwargs or {}), budget=budget, sampler_name=sampler_name, seed=seed,
-        space=space, sampler_options=options, lock_path=None if lock_path is None else str(lock_path),
-        faults=faults), timeout_s)
-    return WorkersResult(study=study, trials_by_worker={i: o[0] for i, o in enumerate(outs)},
-                         timings_by_worker={i: o[1] for i, o in enumerate(outs)})

@@ -188,7 +188,7 @@ def join_study(storage_url: str, study_name: str, results: str, *, progress: boo
     delay = float(defn.get("delay_s", 0.0))
 
     def objective(trial: optuna.Trial) -> float:
-        value, _ = evaluate_trial(trial, ctx.space, proxy, extra=me)
+        value = evaluate_trial(trial, ctx.space, proxy, extra=me)
         if delay:
             time.sleep(delay)  # an emulated evaluation cost (coordination tests and benchmarks)
         return value

@@ -11,7 +11,7 @@ from harness.data.sources import NAMED_SOURCES
 from harness.definition.schema import Definition
 from harness.proxies import ProxyContext, TrainSettings, proxy_family
 from harness.runinfo import run_record
-from harness.sections.schema import trained_proxies
+from harness.sections.schema import family_proxies, trained_proxies
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
 
@@ -47,12 +47,15 @@ def check_inputs(defn: Definition, *, reads_images: bool = False, borrows_backbo
     the backbone whatever its proxies). Not part of validating the file: a ``[full]`` table names
     data only GPU machines hold."""
     checkpoint = defn.get("backbone", {}).get("checkpoint")
-    borrows = borrows_backbone or any(proxy_family(p).needs_backbone(p) for p in defn.get("proxies", []))
+    borrows = borrows_backbone or any(proxy_family(p).needs_backbone(p) for p in family_proxies(defn))
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
+    cka = defn.get("transfer", {}).get("cka")
+    if cka and not Path(cka).exists():
+        raise HarnessError(f"{defn.source}: key 'transfer.cka' = {cka!r}: no such CKA table (`harness cka` writes one)")
     data = defn.get("train", {}).get("data", "embedded")
-    needs = reads_images or trained_proxies(defn) or any(proxy_family(p).needs_data for p in defn.get("proxies", []))
+    needs = reads_images or trained_proxies(defn) or any(proxy_family(p).needs_data for p in family_proxies(defn))
     if not needs or data in NAMED_SOURCES:
         return
     path = Path(data)

@@ -18,7 +18,6 @@ from harness.definition.schema import BOOL, INT, STR, Definition
 from harness.proxies import proxy_family
 from harness.proxies.settings import ON_MISS
 from harness.spaces import get_space, space_names
-from harness.tabular.nb201 import DATASETS
 from harness.train.recipe import COSINE_PERIODS, MODES, PRECISIONS
 from harness.transfer.splice import PREFIX_BN
 
@@ -33,9 +32,14 @@ BACKBONE_SCHEMA = {"name": STR, "epochs": INT, "batch_size": INT, "checkpoint": 
 NETWORK_UPPER = 1_000
 
 
+def family_proxies(d: Definition) -> list[str]:
+    """The definition's proxies that a proxy family names (all but those its kind resolves itself)."""
+    return [p for p in d.get("proxies", []) if p not in d.spec.own_proxies]
+
+
 def trained_proxies(d: Definition) -> list[str]:
-    """The definition's proxies that train candidates (``train:`` and ``recorded:``)."""
-    return [p for p in d.get("proxies", []) if proxy_family(p).trains]
+    """The definition's proxies whose family trains candidates (``train:`` and ``recorded:``)."""
+    return [p for p in family_proxies(d) if proxy_family(p).trains]
 
 
 def check_sections(d: Definition, *, trains: bool = False) -> None:
@@ -55,8 +59,8 @@ def check_sections(d: Definition, *, trains: bool = False) -> None:
         if not d["datasets"]:
             raise HarnessError(f"{src}: key 'datasets' must not be empty")
         for ds in d["datasets"]:
-            d.one_of("datasets", ds, DATASETS)
-    for p in d.get("proxies", []):
+            d.one_of("datasets", ds, space.datasets)
+    for p in family_proxies(d):
         try:
             family = proxy_family(p)
         except HarnessError as e:

@@ -27,6 +27,7 @@ from harness.definition.schema import Definition
 from harness.proxies import TRAIN_DATASET, parse_method, proxy_family
 from harness.proxies.training import check_backbone_leakage
 from harness.proxies.zero_cost.trnet import SuffixNetwork
+from harness.sections.schema import family_proxies
 from harness.spaces import get_space
 from harness.transfer.splice import build_tr_net, build_tr_supernet
 
@@ -113,7 +114,7 @@ def check_splices(defn: Definition, supernets: "dict[str, tuple[int, int] | None
     if options:
         _network_of(defn, options, supernet=False)
     named = [("supernets", name, depth, False, True) for name, depth in (supernets or {}).items()]
-    for proxy in defn.get("proxies", []):
+    for proxy in family_proxies(defn):
         family = proxy_family(proxy)
         method = family.tr_net(proxy)  # a zero-cost proxy of a Tr-Net sees only its suffix (zero_cost.trnet)
         named.append(("proxies", proxy, None if method is None else parse_method(method), family.zero_cost, False))

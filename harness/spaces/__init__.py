@@ -2,10 +2,10 @@
 from harness.spaces.base import Arch, SearchSpace, is_complete, suggest
 from harness.spaces.darts.space import DartsSpace
 from harness.spaces.nb201.space import NB201Space
-from harness.spaces.registry import get_space, register_space, space_names
+from harness.spaces.registry import dataset_order, get_space, register_space, space_names
 
 register_space("nb201", NB201Space)
 register_space("darts", DartsSpace)
 
-__all__ = ["Arch", "DartsSpace", "NB201Space", "SearchSpace", "get_space", "is_complete", "register_space", "space_names",
-           "suggest"]
+__all__ = ["Arch", "DartsSpace", "NB201Space", "SearchSpace", "dataset_order", "get_space", "is_complete",
+           "register_space", "space_names", "suggest"]

@@ -2,8 +2,8 @@
 
 A *space* says what a candidate is and nothing about how it is scored or searched: its text
 format, a canonical (hashable) encoding, the Optuna distributions a search samples, random
-sampling and mutation (for REA), and how to build the candidate's network and the space's
-supernet. Samplers, proxies and the splice only talk to spaces through this protocol, so adding
+sampling and mutation (for REA), how to build the candidate's network and the space's
+supernet, and the datasets a benchmark of the space may use. Samplers, proxies and the splice only talk to spaces through this protocol, so adding
 a space is one package under ``harness/spaces/`` plus one ``register_space`` line.
 
 The network a space builds must be *spliceable* (paper Sec. 3.2): it exposes ``search_positions``
@@ -28,6 +28,10 @@ class SearchSpace(Protocol):
     name: str
     #: Mutation modes ``mutate`` accepts; the first is the default.
     mutations: tuple[str, ...]
+    #: The table datasets a benchmark of this space may name (each trains on its training
+    #: dataset: ``harness.proxies.settings.TRAIN_DATASET``). The space's original training recipe
+    #: is a training matter: ``harness.train.recipe.SPACE_RECIPES``, by space name.
+    datasets: tuple[str, ...]
 
     def parse(self, text: str) -> Arch:
         """The space's text format (e.g. an NB201 string) -> canonical encoding."""

@@ -1,14 +1,7 @@
-"""What every supernet shares: the DARTS mixed op's sum (Liu et al., ICLR 2019, Eq. 2) and the
-names of the architecture-selection decisions DARTS+PT takes on a supernet's ``arch`` (Wang et al.,
-ICLR 2021, Alg. 1 and the reference ``sota/cnn/projection.py``).
+"""What every supernet shares: the DARTS mixed op's sum (Liu et al., ICLR 2019, Eq. 2).
 
-A supernet's architecture state offers PT its decisions as *lanes*: ``arch.pt_lanes()`` lists
-phases, each a list of lanes ``(kind, keys)`` taken in step (one decision of every lane per
-projection step), where ``kind`` is :data:`OP` (``key`` is an edge's row index into
-``arch.weights()``: keep one op) or :data:`TOPOLOGY` (``key`` names a node: keep two of its
-incoming edges). ``arch.decided(kind, key)``, ``arch.candidates(kind, key)`` (op ids, or the row
-indices of the incoming edges still present), ``arch.keep(kind, key, kept)`` and
-``arch.describe(kind, key)`` (how a record names the decision) complete the interface.
+The decisions DARTS+PT takes on a supernet's architecture state, which the supernets implement,
+are the method's interface: :mod:`harness.methods.oneshot.decision`.
 """
 from __future__ import annotations
 
@@ -16,9 +9,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-
-#: The two kinds of PT decision: which op an edge keeps; which two incoming edges a node keeps.
-OP, TOPOLOGY = "op", "topology"
 
 
 def weighted_sum(ops: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

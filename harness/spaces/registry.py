@@ -26,3 +26,9 @@ def get_space(name: str) -> SearchSpace:
 
 def space_names() -> tuple[str, ...]:
     return tuple(_FACTORIES)
+
+
+def dataset_order() -> tuple[str, ...]:
+    """Every registered space's datasets, each once, in registration order: the order reports list
+    datasets in."""
+    return tuple(dict.fromkeys(ds for name in space_names() for ds in get_space(name).datasets))

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from harness import HarnessError
 from harness.spaces.nb201 import encoding
 
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
+DATASETS: tuple[str, ...] = encoding.DATASETS
 #: metric -> epoch budgets available for it.
 METRICS: dict[str, tuple[int, ...]] = {"val_acc": (12,), "test_acc": (12, 200), "test_acc_oneseed": (12, 200)}
 GROUND_TRUTH = ("test_acc", 200)

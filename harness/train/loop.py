@@ -3,6 +3,7 @@ the whole loop on one screen. Used for candidates (Original, Tr-Net) and backbon
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -107,27 +108,36 @@ def prepare(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
 
+def one_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+             watch: "AbstractContextManager | None" = None) -> torch.Tensor:
+    """One training step on a batch in the recipe's memory format: forward in its precision (inside
+    ``watch``, e.g. a saved-for-backward counter), the training loss, backward, gradient clipping,
+    the optimizer step. The loss (still on the device: reading it would synchronise)."""
+    opt.zero_grad(set_to_none=True)
+    with watch or nullcontext(), autocast(cfg, x.device):
+        loss = training_loss(model(x), y, cfg)
+    loss.backward()
+    clip_gradients(model, cfg)
+    opt.step()
+    return loss
+
+
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, sync: bool = True):
-    """A closure doing one training step of the loop on ``(x, y)``: forward, cross-entropy,
-    backward, the recipe's optimizer step. On CUDA it synchronises (unless ``sync`` is false: steps
-    of several models overlapping on one device), so a timer around it measures the step."""
+    """A closure doing one :func:`one_step` of the loop on ``(x, y)`` with the recipe's optimizer. On
+    CUDA it synchronises (unless ``sync`` is false: steps of several models overlapping on one
+    device), so a timer around it measures the step."""
     prepare(model, cfg)
     x = in_format(x, cfg)
     opt = make_optimizer(model, cfg)
     cuda = x.device.type == "cuda" and sync
 
-    def step() -> None:
+    def run() -> None:
         model.train()
-        opt.zero_grad(set_to_none=True)
-        with autocast(cfg, x.device):
-            loss = training_loss(model(x), y, cfg)
-        loss.backward()
-        clip_gradients(model, cfg)
-        opt.step()
+        one_step(model, opt, x, y, cfg)
         if cuda:
             torch.cuda.synchronize(x.device)
 
-    return step
+    return run
 
 
 _FP32 = TrainConfig()
@@ -209,18 +219,13 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
                                            std=data.std, pad=data.pad, cutout=cfg.cutout, generator=gen)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, epoch, i / steps)
-            with counter.counting(step == first_step), autocast(cfg, device):
-                loss = training_loss(model(in_format(x, cfg)), y, cfg)
-            new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss.detach())
+            loss = one_step(model, opt, in_format(x, cfg), y, cfg, counter.counting(step == first_step)).detach()
+            new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss)
             first_bad = torch.where(new_bad, torch.stack([loss.new_full((), float(step), dtype=torch.float32),
-                                                          loss.detach().float()]), first_bad)
-            if (step + 1) % check_every == 0 and first_bad[0] >= 0:
+                                                          loss.float()]), first_bad)
+            if (step + 1) % check_every == 0 and first_bad[0] >= 0:  # the run is void: its weights are not kept
                 raise _diverged(label, first_bad, steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_gradients(model, cfg)
-            opt.step()
-            loss_sum += loss.detach() * len(y)
+            loss_sum += loss * len(y)
             seen, step = seen + len(y), step + 1
             bar.update(1)
         if first_bad[0] >= 0:

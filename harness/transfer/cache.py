@@ -9,7 +9,7 @@ them. It is exact: the tail sees the very tensors, in the very batches, that
 :func:`harness.train.loop.evaluate` would have computed (``bn="batch"`` prefixes included: the
 batch composition is part of the key). Features stay on the device when they fit in half its
 free memory, else in host memory (copied back per batch). Candidates trained concurrently
-(:mod:`harness.train.schedule`) share one cache: each entry is computed once, under a lock.
+(:mod:`harness.train.concurrent`) share one cache: each entry is computed once, under a lock.
 """
 from __future__ import annotations
 

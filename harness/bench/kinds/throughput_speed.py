@@ -7,7 +7,7 @@
   cached evaluation alternate ``rounds`` times (same machine load for both); the one-time fill is
   timed separately, and the two accuracies must be identical.
 * :func:`concurrent_rows` -- training images/s of the same candidates trained K at a time on one
-  device (:func:`harness.train.schedule.run_concurrently`): NB201 networks at batch 256 leave most
+  device (:func:`harness.train.concurrent.run_concurrently`): NB201 networks at batch 256 leave most
   of a GPU idle. Every K trains the same models for the same steps, so only K differs.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ import torch
 from harness.data.datasets import Dataset
 from harness.spaces import SearchSpace
 from harness.store.markdown import markdown_table
+from harness.train.concurrent import run_concurrently
 from harness.train.loop import evaluate, prepare, training_step
 from harness.train.recipe import ORIGINAL, TrainConfig
-from harness.train.schedule import run_concurrently
 from harness.transfer.cache import PrefixFeatureCache
 from harness.transfer.splice import build_tr_net
 

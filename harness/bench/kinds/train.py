@@ -1,5 +1,7 @@
 """Kind ``train``: train given candidates once each with each ``train:<method>`` proxy; every run
-is a row of the ``train`` table (what ``recorded:<method>`` proxies replay).
+is a row of the ``train`` table (what ``recorded:<method>`` proxies replay). ``train:tr-net-auto``
+first chooses Tr-Net-i-j's depth from CKA (:mod:`harness.analysis.autotransfer`, options in the
+definition's ``[transfer]`` table), then trains ``tr-net-<i>-<j>``; its rows record the choice.
 
 When the space has a tabular benchmark and at least 3 candidates were trained, the trained
 accuracies are also compared with the table (the harness's own training against the runs the
@@ -9,32 +11,61 @@ to the ``rank`` table (selection ``listed-N``, ``truth`` naming the column).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from harness import HarnessError
+from harness.analysis.autotransfer import AUTO_METHOD, AutoTransferSettings
 from harness.analysis.rank import correlations
-from harness.definition.schema import LIST_STR, Definition, Kind, KindSpec
-from harness.proxies import make_proxy, proxy_family
-from harness.sections.context import proxy_context, run_meta
+from harness.definition.schema import FLOAT, INT, LIST_STR, STR, Definition, Kind, KindSpec
+from harness.proxies import ProxyContext, TrainProxy, make_proxy, proxy_family
+from harness.sections.context import check_inputs, proxy_context, run_meta
 from harness.sections.schema import BACKBONE_SCHEMA, TRAIN_SCHEMA, check_arch_list, check_sections
 from harness.sections.splices import check_splices
 from harness.store.results import ResultsStore
 from harness.tabular import get_table, table_spaces
+from harness.transfer.depth import CKA_ESTIMATORS, check_threshold
 
+#: The proxy whose Tr-Net depth the run chooses (this kind resolves it itself, before any proxy is built).
+AUTO_PROXY = f"train:{AUTO_METHOD}"
+#: How train:tr-net-auto chooses its depth (harness.analysis.autotransfer.AutoTransferSettings).
+TRANSFER_SCHEMA = {"threshold": FLOAT, "estimator": STR, "cka": STR, "cka_archs": INT, "cka_epochs": INT}
 SCHEMA = {"datasets": LIST_STR, "arch_list": LIST_STR, "proxies": LIST_STR, "train": TRAIN_SCHEMA,
-          "backbone": BACKBONE_SCHEMA}
-DEFAULTS = {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {}, "backbone": {}}
+          "backbone": BACKBONE_SCHEMA, "transfer": TRANSFER_SCHEMA}
+DEFAULTS = {"space": "nb201", "datasets": ["cifar10"], "proxies": ["train:original"], "train": {}, "backbone": {},
+            "transfer": {}}
 
 
 def validate(d: Definition) -> None:
-    check_sections(d)
+    auto = AUTO_PROXY in d["proxies"]
+    check_sections(d, trains=auto)
     for p in d["proxies"]:
-        family = proxy_family(p)
-        if not (family.trains and not family.recorded):
+        family = None if p == AUTO_PROXY else proxy_family(p)
+        if family is not None and not (family.trains and not family.recorded):
             raise HarnessError(f"{d.source}: key 'proxies': kind 'train' takes train:<method> proxies, got {p!r}")
+    if auto and d["space"] != "nb201":
+        raise HarnessError(f"{d.source}: key 'proxies': {AUTO_PROXY!r} chooses the depth from the CKA of NB201 "
+                           f"cells: only for space 'nb201' (got {d['space']!r})")
+    if d["transfer"] and not auto:
+        raise HarnessError(f"{d.source}: key 'transfer': how {AUTO_PROXY} chooses its depth, but 'proxies' does "
+                           "not name it")
+    if "threshold" in d["transfer"]:
+        try:
+            check_threshold(d["transfer"]["threshold"])
+        except HarnessError as e:
+            raise HarnessError(f"{d.source}: key 'transfer.threshold': {e}") from None
+    if "estimator" in d["transfer"]:
+        d.one_of("transfer.estimator", d["transfer"]["estimator"], CKA_ESTIMATORS)
     check_arch_list(d)
-    check_splices(d)
+    check_splices(d)  # train:tr-net-auto names no depth: the run chooses one among those that can be built
+
+
+def check(d: Definition, batch: "str | None") -> None:
+    """train:tr-net-auto trains and reads the backbone (no family says so for it)."""
+    auto = AUTO_PROXY in d["proxies"]
+    check_inputs(d, reads_images=auto, borrows_backbone=auto)
 
 
 def _against_table(defn: Definition, dataset: str, rows: list[dict], proxy: str) -> list[dict]:
@@ -59,18 +90,33 @@ def _against_table(defn: Definition, dataset: str, rows: list[dict], proxy: str)
     return out
 
 
+def _auto_proxy(defn: Definition, ctx: ProxyContext, store: ResultsStore) -> TrainProxy:
+    """``train:tr-net-<i>-<j>`` with (i, j) chosen now; its rows carry the choice, and the epochs and
+    warmup given for ``tr-net-auto`` are its own. A CKA run keeps its table in ``<results>/cka-auto``."""
+    method, record = AutoTransferSettings(**defn["transfer"]).choose(ctx.backbone_path(), ctx.data, ctx.train,
+                                                                     store.root / "cka-auto", ctx.progress)
+    print(f"transfer auto: chose {method} ({record['transfer_estimator']} CKA {record['transfer_cka']:.3f} >= "
+          f"{record['transfer_threshold']:g})", flush=True)
+    given = {key: {**table, method: table[AUTO_METHOD]} if AUTO_METHOD in table else table
+             for key, table in (("epochs", ctx.train.epochs), ("warmup", ctx.train.warmup))}
+    chosen = replace(ctx, train=replace(ctx.train, **given), meta={**ctx.meta, **record})
+    chosen.data = ctx.data  # the images the choice was made on: loaded once
+    return make_proxy(f"train:{method}", chosen)
+
+
 def run(defn: Definition, store: ResultsStore, batch_id: str, progress: bool) -> pd.DataFrame:
     rows, agreement = [], []
     for ds in defn["datasets"]:
         ctx = proxy_context(defn, ds, store, batch_id, progress)
         for name in defn["proxies"]:
-            proxy = make_proxy(name, ctx)
+            proxy = _auto_proxy(defn, ctx, store) if name == AUTO_PROXY else make_proxy(name, ctx)
             trained = proxy.train_rows([ctx.space.canonical(int(a) if a.isdigit() else a) for a in defn["arch_list"]])
             rows += trained
-            agreement += _against_table(defn, ds, trained, name)
+            agreement += _against_table(defn, ds, trained, proxy.name)
     if agreement:
-        store.append("rank", pd.DataFrame(agreement).assign(**run_meta(defn, batch_id)))
+        store.append("rank", pd.DataFrame(agreement).assign(**run_meta(defn, batch_id, trains=True)))
     return pd.DataFrame(rows)
 
 
-KIND = Kind(KindSpec("train", SCHEMA, DEFAULTS, validate, required=("arch_list",)), run)
+KIND = Kind(KindSpec("train", SCHEMA, DEFAULTS, validate, required=("arch_list",), own_proxies=(AUTO_PROXY,)), run,
+            check=check)

@@ -22,7 +22,7 @@ whose removal keeps the accuracy highest, ties to the later edge (the reference'
 single removal hurts most, i.e. the best pair at once; the reference re-measures every round.
 
 Which decisions a supernet offers is its architecture state's business (the interface in
-:mod:`harness.spaces.mixed`): *lanes* of decisions, one decision of every lane of the current phase
+:mod:`harness.methods.oneshot.decision`): *lanes* of decisions, one decision of every lane of the current phase
 per projection step. NB201: one lane, its 6 edges. DARTS (reference ``pt_project``): the normal and
 the reduction cell's 14 edges in step (normal first), then their nodes 3-5. Every lane is walked in
 its own seeded permutation, all drawn from one generator in lane order (NB201's single lane:
@@ -40,7 +40,7 @@ from torch import nn
 
 from harness.data.augment import batches
 from harness.data.datasets import Dataset, Split
-from harness.spaces.mixed import OP, TOPOLOGY
+from harness.methods.oneshot.decision import OP, TOPOLOGY
 
 Measure = Callable[[torch.Tensor], float]
 #: Phases of lanes ``(kind, keys in visiting order)``; see the module docstring.

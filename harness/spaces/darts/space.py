@@ -46,6 +46,8 @@ class DartsSpace:
 
     name = "darts"
     mutations = ("op_or_input", "op", "input")
+    #: CIFAR-10 is the DARTS paper's; the others as for NB201 (no table: real training only).
+    datasets = ("cifar10", "cifar100", "ImageNet16-120")
     ops = GENOTYPE_OPS
 
     def parse(self, text: str) -> gt.Genotype:

@@ -14,8 +14,8 @@ op: its row one-hot), ``remove_edge`` (an incoming edge of a node weighted 0: to
 perturbation) and ``project_node`` (a node keeps exactly two incoming edges).
 :meth:`ArchitectureWeights.genotype` is the reference derivation over those weights: per node
 the 2 incoming edges whose strongest non-``none`` op weighs most, each with that op. The same
-hooks behind the decision interface of :mod:`harness.spaces.mixed` (``pt_lanes`` ...) let the
-space-independent PT of :mod:`harness.methods.oneshot.pt` run the reference's schedule.
+hooks behind DARTS+PT's decision interface (``pt_lanes`` ..., :mod:`harness.methods.oneshot.decision`)
+let the space-independent PT of :mod:`harness.methods.oneshot.pt` run the reference's schedule.
 """
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ from harness.measure.counting import trainable_parameters
 from harness.spaces.darts.genotype import CELLS, CONCAT, STEPS, Genotype, validate
 from harness.spaces.darts.network import expected_input, fit_first_input, layout
 from harness.spaces.darts.ops import PRIMITIVES, make_op, preprocess
-from harness.spaces.mixed import OP, TOPOLOGY, weighted_sum
+from harness.spaces.mixed import weighted_sum
 
+#: The decision kinds of DARTS+PT's interface, by value (it lives above the spaces, in
+#: harness.methods.oneshot.decision): keep one op of an edge; keep two incoming edges of a node.
+OP, TOPOLOGY = "op", "topology"
 #: (source, target) node of each of the 14 edges, in the reference order.
 EDGES: tuple[tuple[int, int], ...] = tuple((j, k) for k in range(2, 2 + STEPS) for j in range(k))
 NUM_EDGES, NUM_OPS = len(EDGES), len(PRIMITIVES)
@@ -190,7 +193,7 @@ class ArchitectureWeights(nn.Module):
                 cells.append(pairs)
         return validate(cells[0], CONCAT, cells[1], CONCAT)
 
-    # DARTS+PT's decision interface (harness.spaces.mixed). Keys: (cell index, edge) for op
+    # DARTS+PT's decision interface (harness.methods.oneshot.decision). Keys: (cell index, edge) for op
     # decisions (the row of ``weights()``), (cell index, node) for topology decisions.
     def pt_lanes(self) -> list[list[tuple[str, list[tuple[int, int]]]]]:
         """The reference ``pt_project``: each op-projection step projects an edge of the normal

@@ -26,6 +26,8 @@ import numpy as np
 
 from harness import HarnessError
 
+#: The datasets NB201's architectures were trained on (its tabular benchmark's).
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
 #: NB201's own op order (``SearchSpaceNames['nas-bench-201']``); op ids below refer to it.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: NASLib's op order for this space.

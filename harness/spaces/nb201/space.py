@@ -24,6 +24,7 @@ class NB201Space:
 
     name = "nb201"
     mutations = ("nb201", "uniform_edge")
+    datasets = encoding.DATASETS
     ops = encoding.OPS
     num_archs = encoding.NUM_ARCHS
 

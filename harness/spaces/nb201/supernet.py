@@ -22,7 +22,7 @@ from torch import nn
 
 from harness import HarnessError
 from harness.measure.counting import trainable_parameters
-from harness.spaces.mixed import OP, weighted_sum
+from harness.spaces.mixed import weighted_sum
 from harness.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS, to_str
 from harness.spaces.nb201.network import body_layout, expected_input, search_positions
 from harness.spaces.nb201.ops import ClassifierHead, ResNetBasicblock, make_op
@@ -134,10 +134,11 @@ class ArchitectureWeights(nn.Module):
             chosen = torch.where(self.projected >= 0, self.projected, logits.argmax(dim=-1))
         return to_str([OPS[int(k)] for k in chosen])
 
-    # DARTS+PT's decision interface (harness.spaces.mixed): one op per edge; every NB201 node
-    # keeps all its incoming edges, so there is no topology decision.
+    # DARTS+PT's decision interface (harness.methods.oneshot.decision, above the spaces: its kinds
+    # by value): one op per edge; every NB201 node keeps all its incoming edges, so there is no
+    # topology decision.
     def pt_lanes(self) -> list[list[tuple[str, list[int]]]]:
-        return [[(OP, list(range(NUM_EDGES)))]]
+        return [[("op", list(range(NUM_EDGES)))]]
 
     def decided(self, kind: str, edge: int) -> bool:
         return int(self.projected[edge]) >= 0

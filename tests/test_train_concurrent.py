@@ -8,9 +8,9 @@ from harness import HarnessError
 from harness.proxies import TrainProxy
 from harness.spaces import get_space
 from harness.store.results import ResultsStore
+from harness.train.concurrent import Occupancy, concurrency, run_concurrently
 from harness.train.loop import train
 from harness.train.recipe import TrainConfig
-from harness.train.schedule import Occupancy, concurrency, run_concurrently
 
 ARCHS = ["|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",
          "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"]
