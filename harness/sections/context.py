@@ -51,9 +51,6 @@ def check_inputs(defn: Definition, *, reads_images: bool = False, borrows_backbo
     if checkpoint and borrows and not Path(checkpoint).is_file():
         raise HarnessError(f"{defn.source}: key 'backbone.checkpoint' = {checkpoint!r}: no such file (`harness "
                            "pretrain` writes one; without the key the backbone is pre-trained on demand)")
-    cka = defn.get("transfer", {}).get("cka")
-    if cka and not Path(cka).exists():
-        raise HarnessError(f"{defn.source}: key 'transfer.cka' = {cka!r}: no such CKA table (`harness cka` writes one)")
     data = defn.get("train", {}).get("data", "embedded")
     needs = reads_images or trained_proxies(defn) or any(proxy_family(p).needs_data for p in family_proxies(defn))
     if not needs or data in NAMED_SOURCES:

@@ -12,6 +12,7 @@ to the ``rank`` table (selection ``listed-N``, ``truth`` naming the column).
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,9 +64,12 @@ def validate(d: Definition) -> None:
 
 
 def check(d: Definition, batch: "str | None") -> None:
-    """train:tr-net-auto trains and reads the backbone (no family says so for it)."""
+    """train:tr-net-auto trains, reads the backbone (no family says so for it) and its CKA table."""
     auto = AUTO_PROXY in d["proxies"]
     check_inputs(d, reads_images=auto, borrows_backbone=auto)
+    cka = d["transfer"].get("cka")
+    if cka and not Path(cka).exists():
+        raise HarnessError(f"{d.source}: key 'transfer.cka' = {cka!r}: no such CKA table (`harness cka` writes one)")
 
 
 def _against_table(defn: Definition, dataset: str, rows: list[dict], proxy: str) -> list[dict]:
