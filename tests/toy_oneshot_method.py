@@ -14,9 +14,9 @@ from torch import nn
 
 from harness.data.datasets import Dataset
 from harness.methods.oneshot.bilevel import SearchConfig
+from harness.methods.oneshot.decision import OP
 from harness.methods.oneshot.registry import OneShotMethod
 from harness.methods.oneshot.training import SearchResult, SupernetTraining
-from harness.spaces.mixed import OP
 
 
 def first_op_search(model: nn.Module, data: Dataset, cfg: SearchConfig, *, seed: int = 0,
