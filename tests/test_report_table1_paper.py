@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report.table1_ablation import ablation, ablation_report, convs, write_table1_ablation
+from harness.report.table1_ablation import ablation, ablation_appendix, ablation_report, convs, write_table1_ablation
 from harness.report.table1_paper import COST, cost_figures, paper_figures, paper_report, paper_rows, write_table1_paper
 from harness.stats import paired_rank_difference, rank_interval
 from harness.store.results import ResultsStore
@@ -86,8 +86,13 @@ def test_ablation_groups_cells_by_what_the_rows_record(tmp_path):
     gt_fav = fig["favours"][0]
     assert gt_fav["params"] == rank_interval(TRUTH[order], np.array([1000.0 + a for a in order]))["krocc"]
     assert gt_fav["convs"] == rank_interval(TRUTH[order], np.array([1.0 + a % 2 for a in order]))["krocc"]
+    assert [c["bb_epochs"] for c in fig["cells"]] == [5, 5, 200]  # the 2x2 reads row by row
     text, _ = ablation_report(tmp_path)
     assert text.count("| 5-epoch") == 2 and "| 200-epoch" in text
+    appendix = ablation_appendix(tmp_path, "nb201-table1-cpu")  # the Table 1 report of a cell carries it
+    assert "## Backbone x schedule" in appendix and "## Noise ceiling" in appendix and "![ablation.png]" in appendix
+    assert f"| {best['paired'].krocc.text()} |" in appendix and f"| {noise_row['krocc'].text()} |" in appendix
+    assert ablation_appendix(tmp_path, "table1-tiny") == ""  # not a cell
     assert [p.name for p in write_table1_ablation(tmp_path)] == ["ablation.md", "ablation.png"]
 
 

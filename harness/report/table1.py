@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from harness import HarnessError
 from harness.proxies.settings import TRAIN_DATASET
 from harness.report.reference import PAPER_MEMORY, PAPER_RANK
+from harness.report.table1_ablation import ablation_appendix
 from harness.stats import LEVEL, RESAMPLES, paired_rank_difference
 from harness.store.files import write_png, write_text
 from harness.store.markdown import markdown_table
@@ -227,6 +228,7 @@ def write_table1(results_dir: "str | Path", benchmark: str) -> list[Path]:
     text, _ = table1_report(results_dir, benchmark)
     plots = table1_plots(results_dir, benchmark, f"{TABLE1_DIR}/{benchmark}")
     text += "\n" + "\n".join(f"![{p.name}]({p.name})" for p in plots) + "\n"
+    text += ablation_appendix(results_dir, benchmark)
     return [write_text(text, out / f"{benchmark}.md"), *plots]
 
 

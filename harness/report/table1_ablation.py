@@ -75,7 +75,9 @@ def ablation(results_dir: "str | Path") -> "dict | None":
                                   f"sha {str(sha)[:8]})", "bb_epochs": first["bb_epochs"], "period": period,
                       "n": len(archs), "krocc": rank_interval(a, gt)["krocc"], "paired": d,
                       "verdict": verdict("Tr-Net-5-5", "Original", d.krocc, len(archs)), "mean_val": float(a.mean()),
-                      "archs": archs, "values": a, "benchmarks": sorted(set(g["benchmark"]))})
+                      "archs": archs, "values": a, "benchmarks": sorted(set(g["benchmark"])),
+                      "bb_mode": first["bb_mode"]})
+    cells.sort(key=lambda c: (c["bb_epochs"], c["backbone"], c["period"]))  # the 2x2 reads row by row
     o_archs = sorted(orig["arch_index"].astype(int))
     favours = _favours(orig, cells, truth, o_archs)
     return {"n_original": len(orig), "original_krocc": rank_interval(_vals(orig, o_archs), truth[o_archs])["krocc"],
@@ -115,24 +117,21 @@ def _favours(orig: pd.DataFrame, cells: list[dict], truth: np.ndarray, archs: li
     return out
 
 
-def ablation_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
-    fig = ablation(results_dir)
-    if fig is None:
-        return None
+def ablation_sections(fig: dict) -> list[str]:
+    """The ablation's three tables as markdown sections (headings included), for ``ablation.md``
+    and for the Table 1 report of a benchmark that is one of its cells."""
     rows = [[c["backbone"], c["period"], str(c["n"]), c["krocc"].text(), f"{c['paired'].krocc.text()}",
              f"{c['paired'].krocc_p:.3f}", f"{c['mean_val']:.1f}%", c["verdict"]] for c in fig["cells"]]
     noise = [[r["method"], r["period"], str(r["n"]), r["krocc"].text()] for r in fig["noise"]] or \
         [["–", "–", "0", "not yet measured (`nb201-table1-cpu-seed1`)"]]
     fav = [[r["label"], str(r["n"]), r["params"].text(), r["convs"].text()] for r in fig["favours"]]
-    text = "\n\n".join([
-        "# Table 1 on a CPU: the ablation behind the answer",
-        f"The {fig['n_original']} architectures, images (768 train / 1,000 valid per candidate) and arithmetic of "
-        "`nb201-table1-cpu`; Original (12 epochs, seed 0) trained once and shared by every cell, KROCC "
-        f"{fig['original_krocc'].text()}. A cell is one (backbone, Tr-Net cosine period) pair read from the rows "
-        "themselves; the gain is Tr-Net-5-5 minus Original KROCC, paired over the same architectures, with its "
-        f"{LEVEL:.0%} bootstrap interval and two-sided p. `all_epochs`: the cosine over all 18 epochs (the last "
-        "at 88% of the peak rate); `after_warmup`: annealed to ~0 over the 5 epochs after warmup.",
+    return [
         "## Backbone x schedule",
+        f"Original (12 epochs, seed 0, n = {fig['n_original']}) KROCC {fig['original_krocc'].text()}, trained once and "
+        "shared by every cell. A cell is one (backbone, Tr-Net cosine period) pair read from the rows themselves; the "
+        f"gain is Tr-Net-5-5 minus Original KROCC, paired over the same architectures, with its {LEVEL:.0%} bootstrap "
+        "interval and two-sided p. `all_epochs`: the cosine over all 18 epochs (the last at 88% of the peak rate); "
+        "`after_warmup`: annealed to ~0 over the 5 epochs after warmup.",
         markdown_table(["backbone", "Tr-Net schedule", "n", "Tr-Net-5-5 KROCC", "paired gain vs Original", "p",
                         "Tr-Net mean val acc", "verdict"], rows),
         "## Noise ceiling: the same method trained with two seeds",
@@ -142,8 +141,30 @@ def ablation_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
         "## What each proxy favours",
         "Kendall tau of the validation accuracy with the architecture's parameter count and its number of "
         "convolutions, beside the ground truth's own: a proxy that ranks by size more than the truth does shows here.",
-        markdown_table(["ranking", "n", "tau with #params", "tau with #convs"], fav)])
+        markdown_table(["ranking", "n", "tau with #params", "tau with #convs"], fav)]
+
+
+def ablation_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
+    fig = ablation(results_dir)
+    if fig is None:
+        return None
+    text = "\n\n".join([
+        "# Table 1 on a CPU: the ablation behind the answer",
+        f"The {fig['n_original']} architectures, images (768 train / 1,000 valid per candidate) and arithmetic of "
+        "`nb201-table1-cpu`, and its cells (`benchmarks/ablations/nb201-table1-cpu-*.toml`, `make bench-table1-ablation`).",
+        *ablation_sections(fig)])
     return text + "\n", fig
+
+
+def ablation_appendix(results_dir: "str | Path", benchmark: str) -> str:
+    """For the Table 1 report of a benchmark that is one of the cells: why it says what it says
+    (the ablation's tables, the noise ceiling, what each proxy favours, the plot); "" otherwise."""
+    fig = ablation(results_dir) if benchmark in CELLS else None
+    if not fig or not fig["cells"]:
+        return ""
+    return "\n" + "\n\n".join(["# The ablation behind this answer (`make bench-table1-ablation`, also in "
+                                "[ablation.md](ablation.md))", *ablation_sections(fig),
+                                "![ablation.png](ablation.png)"]) + "\n"
 
 
 def ablation_plot(fig: dict, path: Path) -> Path:
@@ -155,7 +176,8 @@ def ablation_plot(fig: dict, path: Path) -> Path:
         ax.errorbar([k], [d.estimate], yerr=[[d.estimate - d.low], [d.high - d.estimate]], fmt="o", capsize=4,
                     color="tab:orange" if c["period"] == "after_warmup" else "tab:gray")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(cells)), [f"bb {int(c['bb_epochs'])} ep\n{c['period']}" for c in cells], fontsize=8)
+    ax.set_xticks(range(len(cells)), [f"bb {int(c['bb_epochs'])} ep {c['bb_mode'].replace('channels_last', 'CL')}\n{c['period']}"
+                             for c in cells], fontsize=8)
     ax.set_ylabel(f"KROCC gain, Tr-Net-5-5 − Original ({LEVEL:.0%} CI)")
     ax.set_title("backbone x schedule (paired over architectures)", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
