@@ -191,6 +191,20 @@ def test_a_killed_table1_run_trains_only_what_is_missing(tmp_path):
     meta = json.loads(train["backbone_meta"].dropna().iloc[0])
     assert meta["dataset"] == "cifar10-valid" and meta["n_train"] == 128
 
+    # an ablation cell changes one Tr-Net option: it trains Tr-Net again, replays Original, and its
+    # report pairs its own Tr-Net rows with the ablated definition's Original rows
+    cell = tmp_path / "cell.toml"
+    cell.write_text(TINY.replace('name = "table1-tiny"', 'name = "table1-tiny-cell"\nablation_of = "table1-tiny"')
+                    .replace("batch_size = 32\n", 'batch_size = 32\ncosine_period = "all_epochs"\n'))
+    ran = subprocess.run(cmd[:4] + [str(cell)] + cmd[5:], env=ENV, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    rows = ResultsStore(results).read("train")
+    assert set(rows.loc[rows["benchmark"] == "table1-tiny-cell", "method"]) == {"tr-net-5-5"}
+    text, fig = table1_report(results, "table1-tiny-cell")
+    cell_rows = rows[rows["benchmark"] == "table1-tiny-cell"]
+    assert fig["wall_ratio"] == pytest.approx(cell_rows["wall_s"].sum() / by["original"])
+
 
 PAPER_TINY = TINY.replace('name = "table1-tiny"', 'name = "table1-paper-tiny"').replace(
     'proxies = ["nb201-12ep-val", "recorded:original", "recorded:tr-net-5-5"]',

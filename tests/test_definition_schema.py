@@ -56,6 +56,8 @@ def test_shipped_definitions_are_valid(name):
     (('proxies = ["nb201-12ep-val"]', 'proxies = ["train:tr-net-five"]'), "key 'proxies': method 'tr-net-five'"),
     (('name = "t"', 'name = "../../evil"'), "key 'name' = '../../evil' must be a non-empty file-name-safe string"),
     (('name = "t"', 'name = ""'), "key 'name' = '' must be a non-empty"),
+    (('name = "t"', 'name = "t"\nablation_of = "t"'), "key 'ablation_of' = 't' must name another benchmark"),
+    (('name = "t"', 'name = "t"\nablation_of = "../t"'), "key 'ablation_of' = '../t' must name another benchmark"),
     (("seeds = 2", "seeds = 2\ntop_k = 5"), "unknown key 'top_k'"),  # a rank key in a search definition
     (("budget = 30", "budget = 100000000"), "key 'budget' = 100000000 is more than this machine can run"),
     (("seeds = 2", "seeds = 2\nworkers = 1000"), "key 'workers' = 1000 is more than this machine can run"),

@@ -6,6 +6,7 @@ uses only the reading of the store (latest batches) and ``harness.stats.mean_int
 definition of the intervals the page shows."""
 from __future__ import annotations
 
+import json
 import re
 from io import StringIO
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image
 from scipy.stats import friedmanchisquare, kendalltau, rankdata, studentized_range
 
-from harness.report import leaderboard, summary
+from harness.report import compare, leaderboard, summary
 from harness.report.refresh import refresh
 from harness.search.summary import summaries_from_runs
 from harness.stats import mean_interval
@@ -262,3 +263,15 @@ def test_refresh_writes_summary_pages_figures_and_exports(store, tmp_path):
     assert set(cost["kind"]) == {"tabular", "real training", "one-shot"}
     leftovers = [p.name for p in root.rglob("*") if p.suffix == ".tmp"]
     assert leftovers == []
+
+
+def test_an_ablation_cell_never_stands_in_for_the_definition_it_ablates():
+    """A later batch with as many architectures wins, unless its definition is an ablation cell."""
+    own = {**_rank_row("t1", "t1-20250101T000000-aaaaaa", "cifar10", "recorded:tr-net-5-5", 40, 0.3, 0.4),
+           "config": json.dumps({"name": "t1"})}
+    cell = {**_rank_row("t1-b", "t1-b-20250102T000000-aaaaaa", "cifar10", "recorded:tr-net-5-5", 40, -0.1, -0.2),
+            "config": json.dumps({"name": "t1-b"})}
+    assert compare.proxy_table(pd.DataFrame([own, cell]))["benchmark"].tolist() == ["t1-b"]
+    cell["config"] = json.dumps({"name": "t1-b", "ablation_of": "t1"})
+    table = compare.proxy_table(pd.DataFrame([own, cell]))
+    assert table["benchmark"].tolist() == ["t1"] and table["krocc"].tolist() == [0.3]

@@ -29,7 +29,7 @@ LIST_INT = "list[int]"
 TABLE = "table"
 
 #: Keys of every kind.
-COMMON = {"name": STR, "kind": STR, "description": STR, "space": STR, "full": TABLE}
+COMMON = {"name": STR, "kind": STR, "description": STR, "space": STR, "full": TABLE, "ablation_of": STR}
 #: Integer keys that must be >= 1 wherever they appear (``limit``, ``archs``, ``epochs`` may be 0
 #: where documented).
 POSITIVE = ("budget", "seeds", "workers", "sample", "draws", "top_k", "batch_size", "steps", "n_eval",
@@ -205,6 +205,10 @@ def load_definition(path: "str | Path", kinds: Mapping[str, KindSpec], *, full: 
     return build_definition(raw, str(path), kinds, full=full, overrides=overrides)
 
 
+def _file_safe(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and not name.startswith(".")
+
+
 def _validate_generic(d: Definition) -> None:
     """Sizes, the name, the kind's required keys."""
     src = d.source
@@ -213,8 +217,12 @@ def _validate_generic(d: Definition) -> None:
             raise HarnessError(f"{src}: key {key!r} = {d.raw[key]} is more than this machine can run "
                                f"(at most {most:,}{' on its ' + str(os.cpu_count()) + ' cores' if key == 'workers' else ''})")
     name = d.name
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+    if not _file_safe(name):
         raise HarnessError(f"{src}: key 'name' = {name!r} must be a non-empty file-name-safe string "
+                           "(letters, digits, '-', '_', '.')")
+    of = d.raw.get("ablation_of")
+    if of is not None and (not _file_safe(of) or of == name):
+        raise HarnessError(f"{src}: key 'ablation_of' = {of!r} must name another benchmark definition "
                            "(letters, digits, '-', '_', '.')")
     for key in d.spec.required:
         if key not in d.raw:

@@ -20,6 +20,7 @@ block's score.
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -166,6 +167,13 @@ def pareto_fronts(d: pd.DataFrame) -> tuple[set, set]:
 # --------------------------------------------------------------------------- proxies
 
 
+def _ablation_cell(rows: pd.DataFrame) -> pd.Series:
+    """Rows of a definition that declares ``ablation_of``: its trained proxies were trained under
+    other options than the definition it ablates, so they must not stand in for its values."""
+    config = rows["config"] if "config" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+    return config.map(lambda c: isinstance(c, str) and "ablation_of" in json.loads(c)).astype(bool)
+
+
 def proxy_table(rank: "pd.DataFrame | None") -> "pd.DataFrame | None":
     """Per proxy x dataset: the latest rank row over random architectures with the most of them
     (ties: the latest batch); KROCC / SROCC of the reported selection (draw 0 of random draws)
@@ -173,6 +181,7 @@ def proxy_table(rank: "pd.DataFrame | None") -> "pd.DataFrame | None":
     rows = proxy_rows(rank)
     if rows is None:
         return None
+    rows = rows[~_ablation_cell(rows)]
     r = rows.assign(when=_text(rows, "batch_id", "").map(lambda b: batch_time(b) or ""))
     r = r.sort_values(["n", "when"], ascending=False, kind="stable").drop_duplicates(["proxy", "dataset"])
     single_k, single_s = col(r, "krocc_single"), col(r, "srocc_single")

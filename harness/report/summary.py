@@ -224,7 +224,7 @@ def summary_markdown(s: Summary, pages: list[str], drawn: set[str]) -> str:
     if s.proxies is None:
         return "\n\n".join(out + ["_No rank rows over random architectures (see the detail pages)._"]) + "\n"
     out.append(f"KROCC / SROCC of the latest rank row with the most random architectures (n; draw 0 where there are "
-               f"several), [95% bootstrap CI over the architectures]. Mean rank: of KROCC within a test below "
+               f"several; never an `ablation_of` cell's, which has its own page), [95% bootstrap CI over the architectures]. Mean rank: of KROCC within a test below "
                f"({compare.PROXY_DRAWS} disjoint draws per dataset of the architectures a zero-cost benchmark "
                f"scored); – = not in a test. Ranked: >= {compare.MIN_ARCHS} architectures.")
     out.append(markdown_table(*proxy_table(s)))

@@ -53,16 +53,21 @@ def _batch_rows(res: dict, benchmark: str) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 def trained_rows(train: "pd.DataFrame | None", benchmark: str, config: dict, dataset: str) -> pd.DataFrame:
     """The training rows of the architectures the batch ranked: the latest row per (architecture,
-    method) of this benchmark on its data, restricted to the random draw its config names."""
+    method) of this benchmark on its data, restricted to the random draw its config names. A cell
+    that declares ``ablation_of`` replayed the methods it did not change (it trained none of them):
+    their rows are the ablated definition's."""
     if train is None:
         raise HarnessError(f"table 1 report: the train table is empty (benchmark {benchmark!r})")
     archs = selected_archs(config)
     images = config["train"].get("dataset") or TRAIN_DATASET.get(dataset, dataset)
-    t = train[(train["benchmark"] == benchmark) & train["arch_index"].isin(archs) & (train["dataset"] == images)]
+    t = train[train["arch_index"].isin(archs) & (train["dataset"] == images)]
     limits = config["train"].get("limits", {})
     if "train" in limits:
         t = t[t["n_train"] == limits["train"]]
-    return t.drop_duplicates(subset=["arch_index", "method"], keep="last").sort_values("arch_index")
+    own = t[t["benchmark"] == benchmark]
+    if config.get("ablation_of"):
+        own = pd.concat([own, t[(t["benchmark"] == config["ablation_of"]) & ~t["method"].isin(set(own["method"]))]])
+    return own.drop_duplicates(subset=["arch_index", "method"], keep="last").sort_values("arch_index")
 
 
 def selected_archs(config: dict) -> np.ndarray:
@@ -95,8 +100,9 @@ def table1_report(results_dir: "str | Path", benchmark: str) -> tuple[str, dict]
     n = len(both)  # all of train.archs, or those trained before a run's stop time
     trained = rank[rank["selection"] == f"all-{n}"].set_index("proxy")
     if trained.empty:
-        raise HarnessError(f"table 1 report: {benchmark!r} has {n} architectures trained by both methods but its "
-                           f"latest batch ranked others; rerun it to rank them")
+        raise HarnessError(f"table 1 report: {benchmark!r} has rows of both methods for {n} architectures (its own, "
+                           f"or for a method an `ablation_of` cell replayed, the ablated definition's) but its latest "
+                           f"batch ranked others; rerun it to rank them")
     pair = pairs[(pairs["selection"] == f"all-{n}") & (pairs["proxy"].map(_method) == TRNET)] if len(pairs) else pairs
     if pair is None or pair.empty:
         raise HarnessError(f"table 1 report: {benchmark!r} has no paired Tr-Net minus Original row")
