@@ -89,10 +89,10 @@ def test_ablation_groups_cells_by_what_the_rows_record(tmp_path):
     assert [c["bb_epochs"] for c in fig["cells"]] == [5, 5, 200]  # the 2x2 reads row by row
     text, _ = ablation_report(tmp_path)
     assert text.count("| 5-epoch") == 2 and "| 200-epoch" in text
-    appendix = ablation_appendix(tmp_path, "nb201-table1-cpu")  # the Table 1 report of a cell carries it
+    appendix = ablation_appendix(ablation(tmp_path), "nb201-table1-cpu")  # the Table 1 report of a cell carries it
     assert "## Backbone x schedule" in appendix and "## Noise ceiling" in appendix and "![ablation.png]" in appendix
     assert f"| {best['paired'].krocc.text()} |" in appendix and f"| {noise_row['krocc'].text()} |" in appendix
-    assert ablation_appendix(tmp_path, "table1-tiny") == ""  # not a cell
+    assert ablation_appendix(ablation(tmp_path), "table1-tiny") == ""  # not a cell
     assert [p.name for p in write_table1_ablation(tmp_path)] == ["ablation.md", "ablation.png"]
 
 

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from harness import HarnessError
 from harness.proxies.settings import TRAIN_DATASET
 from harness.report.reference import PAPER_MEMORY, PAPER_RANK
-from harness.report.table1_ablation import ablation_appendix
+from harness.report.table1_ablation import CELLS, ablation, ablation_appendix
 from harness.stats import LEVEL, RESAMPLES, paired_rank_difference
 from harness.store.files import write_png, write_text
 from harness.store.markdown import markdown_table
@@ -228,23 +228,25 @@ def table1_benchmarks(results_dir: "str | Path") -> list[str]:
     return sorted(set(hit["benchmark"].dropna()))
 
 
-def write_table1(results_dir: "str | Path", benchmark: str) -> list[Path]:
-    """Write ``table1/<benchmark>.md`` and its two plots under ``results_dir``; returns their paths."""
+def write_table1(results_dir: "str | Path", benchmark: str, ablation_fig: "dict | None" = None) -> list[Path]:
+    """Write ``table1/<benchmark>.md`` and its two plots under ``results_dir``; returns their paths.
+    ``ablation_fig`` (:func:`ablation`, computed once for all reports) is appended to a cell's."""
     out = Path(results_dir) / TABLE1_DIR
     text, _ = table1_report(results_dir, benchmark)
     plots = table1_plots(results_dir, benchmark, f"{TABLE1_DIR}/{benchmark}")
     text += "\n" + "\n".join(f"![{p.name}]({p.name})" for p in plots) + "\n"
-    text += ablation_appendix(results_dir, benchmark)
+    text += ablation_appendix(ablation_fig, benchmark)
     return [write_text(text, out / f"{benchmark}.md"), *plots]
 
 
 def write_table1_reports(results_dir: "str | Path") -> list[Path]:
     """:func:`write_table1` for every benchmark of :func:`table1_benchmarks` (one that cannot be
     reported yet, e.g. stopped before it ranked what it trained, is named on stderr and skipped)."""
-    paths = []
-    for b in table1_benchmarks(results_dir):
+    paths, benchmarks = [], table1_benchmarks(results_dir)
+    fig = ablation(results_dir) if set(benchmarks) & set(CELLS) else None
+    for b in benchmarks:
         try:
-            paths += write_table1(results_dir, b)
+            paths += write_table1(results_dir, b, fig)
         except HarnessError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
     return paths

@@ -156,11 +156,11 @@ def ablation_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
     return text + "\n", fig
 
 
-def ablation_appendix(results_dir: "str | Path", benchmark: str) -> str:
+def ablation_appendix(fig: "dict | None", benchmark: str) -> str:
     """For the Table 1 report of a benchmark that is one of the cells: why it says what it says
-    (the ablation's tables, the noise ceiling, what each proxy favours, the plot); "" otherwise."""
-    fig = ablation(results_dir) if benchmark in CELLS else None
-    if not fig or not fig["cells"]:
+    (``fig`` = :func:`ablation`'s tables, the noise ceiling, what each proxy favours, the plot); ""
+    otherwise."""
+    if benchmark not in CELLS or not fig or not fig["cells"]:
         return ""
     return "\n" + "\n\n".join(["# The ablation behind this answer (`make bench-table1-ablation`, also in "
                                 "[ablation.md](ablation.md))", *ablation_sections(fig),
