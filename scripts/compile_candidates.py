@@ -1,9 +1,10 @@
 """Does ``torch.compile`` (CPU inductor) pay for itself on a full-size Table 1 candidate?
 
-    python scripts/compile_candidates.py [--archs 3] [--steps 20] [--out results/table1/compile.md]
+    python scripts/compile_candidates.py [--archs 3] [--steps 20] [--mode channels_last] [--out results/table1/compile.md]
 
 For the first architectures of the paper-protocol order (``benchmarks/nb201-table1-paper.toml``),
-Tr-Net-5-5 and Original training steps at batch 256 in the device's default mode, eager vs
+Tr-Net-5-5 and Original training steps at batch 256 in ``--mode`` (default: the paper definitions'
+pinned fp32 channels_last; ``default`` = the device's default mode), eager vs
 compiled, side by side: per architecture the compile time (first compiled step minus an eager
 step) and the median step time of each over ``steps`` interleaved, warmed steps (eager, compiled,
 eager, ...). A full-size Tr-Net-5-5 candidate is 18 epochs x 98 steps = 1,764 steps, so the
@@ -24,19 +25,11 @@ from harness.runinfo import device_name
 from harness.spaces import get_space
 from harness.store.files import write_text
 from harness.store.markdown import markdown_table
-from harness.train.loop import in_format, make_optimizer, prepare, training_loss
+from harness.train.loop import in_format, make_optimizer, one_step, prepare
 from harness.train.recipe import default_mode
 from harness.transfer.splice import build_tr_net
 
 STEPS_PER_CANDIDATE = {"tr-net-5-5": 18 * 98, "original": 12 * 98}
-
-
-def _step(model, opt, x, y, cfg):
-    opt.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", torch.bfloat16, enabled=cfg.precision == "bf16"):
-        loss = training_loss(model(x), y, cfg)
-    loss.backward()
-    opt.step()
 
 
 def _timed(fn) -> float:
@@ -45,7 +38,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def measure(archs: int, steps: int) -> list[list]:
+def measure(archs: int, steps: int, mode: str) -> list[list]:
     space = get_space("nb201")
     order = np.random.default_rng(0).permutation(15625)[:archs]
     x = torch.randn(256, 3, 32, 32)
@@ -53,7 +46,7 @@ def measure(archs: int, steps: int) -> list[list]:
     rows = []
     for a in order:
         for method in ("tr-net-5-5", "original"):
-            cfg = TrainSettings().config(method).with_mode(default_mode("cpu"))
+            cfg = TrainSettings().config(method).with_mode(mode)
             xs = in_format(x, cfg)
             models = {}
             for kind in ("eager", "compiled"):
@@ -62,12 +55,12 @@ def measure(archs: int, steps: int) -> list[list]:
                 m = build_tr_net(net, build_backbone("resnet32", 10), i=5, j=5) if method != "original" else net
                 m = prepare(m, cfg).train()
                 models[kind] = (torch.compile(m) if kind == "compiled" else m, make_optimizer(m, cfg))
-            eager_first = _timed(lambda: _step(*models["eager"], xs, y, cfg))
-            compiled_first = _timed(lambda: _step(*models["compiled"], xs, y, cfg))
+            eager_first = _timed(lambda: one_step(*models["eager"], xs, y, cfg))
+            compiled_first = _timed(lambda: one_step(*models["compiled"], xs, y, cfg))
             times = {"eager": [], "compiled": []}
             for _ in range(steps):
                 for kind in ("eager", "compiled"):
-                    times[kind].append(_timed(lambda: _step(*models[kind], xs, y, cfg)))
+                    times[kind].append(_timed(lambda: one_step(*models[kind], xs, y, cfg)))
             e, c = np.median(times["eager"]), np.median(times["compiled"])
             compile_s = compiled_first - eager_first
             n = STEPS_PER_CANDIDATE[method]
@@ -82,12 +75,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--mode", default="channels_last", help="a training mode name, or 'default' (the device's)")
     ap.add_argument("--out", default="results/table1/compile.md")
     args = ap.parse_args()
-    rows = measure(args.archs, args.steps)
+    mode = default_mode("cpu") if args.mode == "default" else args.mode
+    rows = measure(args.archs, args.steps, mode)
     text = "\n\n".join([
         "# torch.compile on full-size Table 1 candidates",
-        f"`python scripts/compile_candidates.py --archs {args.archs} --steps {args.steps}` on `{device_name('cpu')}`, "
+        f"`python scripts/compile_candidates.py --archs {args.archs} --steps {args.steps} --mode {args.mode}` on `{device_name('cpu')}`, "
         f"torch {torch.__version__}; batch 256; medians of {args.steps} interleaved warmed steps.",
         markdown_table(["arch", "method", "mode", "compile s", "eager ms/step", "compiled ms/step", "step speed-up",
                         "break-even speed-up", "whole-candidate speed-up"], rows)])

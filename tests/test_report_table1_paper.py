@@ -45,11 +45,19 @@ def test_paper_report_is_rebuilt_from_whatever_rows_exist_and_states_n(tmp_path)
     text, _ = paper_report(tmp_path)
     assert "N = 12 architectures so far" in text and f"| {d.krocc.text()}, p = {d.krocc_p:.3f} |" in text
     assert "not yet measured" in text  # no cost rows yet
-    store.append("train", [_row(int(a), m, float(VAL12[a] + off), benchmark=COST, wall_s=w, saved_bytes=s)
+    store.append("train", [_row(int(a), m, float(VAL12[a] + off), benchmark=COST, wall_s=w, saved_bytes=s, seed=1)
                            for a in archs[:3] for m, off, w, s in (("original", 1.0, 400.0, 300), ("tr-net-5-5", 0, 300.0, 100))])
+    store.append("train", [_row(int(archs[0]), "original", 1.0, benchmark=COST, wall_s=100.0, seed=1, device="cpu (b)")])
     cost = cost_figures(store.read("train"))
     assert cost["n"] == 3 and cost["wall_ratio"] == pytest.approx(0.75) and cost["saved_ratio"] == pytest.approx(3.0)
+    assert np.allclose(cost["arch_ratios"], 0.75)  # the first row of an architecture counts, not a duplicate
     assert np.allclose(cost["ours_minus_table"], 1.0)
+    by_index = np.argsort(archs[:3])  # the cost figures list architectures by index
+    seed_diff = (VAL12[archs[:3]] - vals[:3])[by_index]  # the cost run's seed 1 minus the main run's seed 0
+    assert np.allclose(cost["seed_diff"], seed_diff)
+    text, _ = paper_report(tmp_path)
+    assert "0.750 (15 min / 20 min); 0.75, 0.75, 0.75 |" in text and "`cpu (test)` (12)" in text
+    assert ", ".join(f"{v:+.2f}" for v in seed_diff) + " points |" in text
     assert [p.name for p in write_table1_paper(tmp_path)] == ["nb201-table1-paper.md", "nb201-table1-paper_scatter.png"]
     assert len(paper_rows(store.read("train"))) == 12  # the cost run's rows are not the main run's
 

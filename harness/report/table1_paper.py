@@ -56,7 +56,7 @@ def paper_figures(train: "pd.DataFrame | None", benchmark: str = BENCHMARK) -> "
     d = paired_rank_difference(tr, orig, truth, resamples=RESAMPLES)
     return {"n": len(t), "archs": archs, "truth": truth, "values": {TRNET: tr, ORIGINAL: orig}, "intervals": ivs,
             "paired": d, "verdict": verdict("Tr-Net-5-5", "Original", d.krocc, len(t)),
-            "wall_s": col(t, "wall_s").to_numpy(float), "device": str(t["device"].iloc[-1]),
+            "wall_s": col(t, "wall_s").to_numpy(float), "devices": t["device"].astype(str).value_counts().to_dict(),
             "commit": str(t["commit"].iloc[-1]), "config": str(t["config"].iloc[-1])}
 
 
@@ -72,8 +72,14 @@ def cost_figures(train: "pd.DataFrame | None") -> "dict | None":
     o, r = by[ORIGINAL].loc[both], by[TRNET].loc[both]
     ours = o["val_acc"].to_numpy(float)
     table = _nb201_12ep_val(np.asarray(both, dtype=int))
+    main = paper_rows(train).set_index("arch_index")
+    seeds = sorted(set(by[TRNET].index) & set(main.index))
     return {"n": len(both), "wall_ratio": col(r, "wall_s").sum() / col(o, "wall_s").sum(),
             "wall": (col(o, "wall_s").sum(), col(r, "wall_s").sum()),
+            "arch_ratios": (col(r, "wall_s") / col(o, "wall_s")).to_numpy(float),
+            # The cost run trains Tr-Net with another seed: on the architectures both runs have, the
+            # difference is seed noise at full size (what a rank difference has to exceed).
+            "seed_diff": by[TRNET].loc[seeds, "val_acc"].to_numpy(float) - main.loc[seeds, "val_acc"].to_numpy(float),
             "saved_ratio": col(o, "saved_bytes").mean() / col(r, "saved_bytes").mean(),
             "saved": (col(o, "saved_bytes").mean(), col(r, "saved_bytes").mean()),
             "rss": (col(o, "peak_rss_bytes").max(), col(r, "peak_rss_bytes").max()),
@@ -110,8 +116,9 @@ def paper_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
     if cost is not None:
         o, r = cost["wall"]
         rows += [
-            [f"training time, Tr-Net-5-5 / Original, full size, in turns ({cost['n']} archs)", "< 1 (Sec. 4.1)",
-             f"{cost['wall_ratio']:.3f} ({r / 60:.0f} min / {o / 60:.0f} min)"],
+            [f"training time, Tr-Net-5-5 / Original, full size, in turns ({cost['n']} archs); per architecture",
+             "< 1 (Sec. 4.1)", f"{cost['wall_ratio']:.3f} ({r / 60:.0f} min / {o / 60:.0f} min); "
+             + ", ".join(f"{v:.2f}" for v in cost["arch_ratios"])],
             ["saved-for-backward bytes of one step, Original / Tr-Net-5-5 (batch 256)",
              f"{PAPER_MEMORY['original_gb'] / PAPER_MEMORY['trnet_5_5_gb']:.2f} (Table 2, GPU memory)",
              f"{cost['saved_ratio']:.2f} ({cost['saved'][0] / 1e6:.0f} MB / {cost['saved'][1] / 1e6:.0f} MB)"],
@@ -119,6 +126,8 @@ def paper_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
              f"{cost['rss'][0] / 1e6:.0f} MB / {cost['rss'][1] / 1e6:.0f} MB"],
             ["our Original (12 epochs, full size) minus NB201's 12-epoch val accuracy, same archs", "–",
              ", ".join(f"{v:+.2f}" for v in cost["ours_minus_table"]) + " points"],
+            ["Tr-Net-5-5 validation accuracy, training seed 1 (cost run) minus seed 0 (this run), same archs", "–",
+             ", ".join(f"{v:+.2f}" for v in cost["seed_diff"]) + " points" if len(cost["seed_diff"]) else "–"],
         ]
     else:
         rows.append(["training time and memory at full size", "–",
@@ -131,7 +140,8 @@ def paper_report(results_dir: "str | Path") -> "tuple[str, dict] | None":
         "(200 epochs on the same train half), scored on the whole 25k valid half. Original is NB201's own 12-epoch "
         "training of the same architectures (the table, as in the paper). Ground truth: the 200-epoch test accuracy "
         f"(seed mean). Intervals: {LEVEL:.0%} bootstrap over the architectures ({RESAMPLES} resamples); the gain is "
-        f"paired, its p-value two-sided. Device `{fig['device']}`, commit `{fig['commit']}`. The paper's column is "
+        f"paired, its p-value two-sided. Devices (candidates trained on each): "
+        + ", ".join(f"`{d}` ({k})" for d, k in fig["devices"].items()) + f"; latest commit `{fig['commit']}`. The paper's column is "
         "its Table 1 (1,000 architectures, GPU); ours grows with every run (`make bench-table1-paper`).",
         markdown_table(["", "paper Table 1", f"this machine, N = {n}"], rows),
         f"Training config of the latest candidate: `{fig['config']}`"])
