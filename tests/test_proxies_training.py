@@ -182,3 +182,20 @@ def test_backbone_that_saw_the_validation_images_is_refused(data, tmp_path):
     row = train_candidate(SPACE, ARCH, "tr-net-5-5", data, cfg=TINY.with_(epochs=1), backbone=path, progress=False,
                           allow_overlap=True)
     assert json.loads(row["backbone_meta"])["dataset"] == "cifar10"
+
+
+def test_a_compiled_run_is_the_same_recipe_recorded_as_compiled(data, tmp_path):
+    """``compiled`` trains through torch.compile: the row says so, the saved-for-backward bytes
+    (counted on the eager first step) are the eager run's, the losses agree to rounding, and a
+    recorded proxy replays it for an eager request (an execution option, not another recipe)."""
+    store = ResultsStore(tmp_path)
+    small = {"C": 4, "N": 1}  # a small graph: the compile takes seconds, not minutes
+    rows = {c: TrainProxy(SPACE, "original", data, table_dataset="cifar10", cfg=TINY, store=store, network=small,
+                          compiled=c).train_row(SPACE.canonical(ARCH)) for c in (False, True)}
+    assert [rows[c]["compiled"] for c in (False, True)] == [False, True]
+    assert rows[True]["config"] == rows[False]["config"] and rows[True]["saved_bytes"] == rows[False]["saved_bytes"]
+    # Rounding differences compound over the steps: close, not equal.
+    assert rows[True]["train_loss"] == pytest.approx(rows[False]["train_loss"], rel=1e-2)
+    assert list(store.read("train")["compiled"]) == [False, True]
+    eager = TrainProxy(SPACE, "original", data, table_dataset="cifar10", cfg=TINY, store=store, network=small)
+    assert RecordedProxy(eager, on_miss="error")(SPACE.canonical(ARCH)).cached

@@ -35,7 +35,7 @@ def test_paper_report_is_rebuilt_from_whatever_rows_exist_and_states_n(tmp_path)
     archs = np.random.default_rng(0).permutation(15625)[:12]
     vals = TRUTH[archs] + np.random.default_rng(1).normal(0, 2, len(archs))
     store.append("train", [_row(int(a), "tr-net-5-5", float(v)) for a, v in zip(archs[:7], vals[:7])])
-    store.append("train", [_row(int(a), "tr-net-5-5", float(v)) for a, v in zip(archs[7:], vals[7:])]
+    store.append("train", [_row(int(a), "tr-net-5-5", float(v), compiled=True) for a, v in zip(archs[7:], vals[7:])]
                  + [_row(int(archs[0]), "tr-net-5-5", 1.0, n_train=768)])  # another budget: not counted
     fig = paper_figures(store.read("train"))
     assert fig["n"] == 12 and list(fig["archs"]) == list(archs)
@@ -45,6 +45,7 @@ def test_paper_report_is_rebuilt_from_whatever_rows_exist_and_states_n(tmp_path)
     text, _ = paper_report(tmp_path)
     assert "N = 12 architectures so far" in text and f"| {d.krocc.text()}, p = {d.krocc_p:.3f} |" in text
     assert "not yet measured" in text  # no cost rows yet
+    assert "| 10.0 [10.0, 10.0]; 2.0 h; 5 of 12 |" in text  # the rows before the column existed count as eager
     store.append("train", [_row(int(a), m, float(VAL12[a] + off), benchmark=COST, wall_s=w, saved_bytes=s, seed=1)
                            for a in archs[:3] for m, off, w, s in (("original", 1.0, 400.0, 300), ("tr-net-5-5", 0, 300.0, 100))])
     store.append("train", [_row(int(archs[0]), "original", 1.0, benchmark=COST, wall_s=100.0, seed=1, device="cpu (b)")])

@@ -45,7 +45,8 @@ DATA_FLAGS = {"train.dataset": "--dataset", "datasets": "--dataset", "train.data
               "train.batch_size": "--batch-size", "train.seed": "--seed", "seed": "--seed"}
 TRAIN_FLAGS = {**DATA_FLAGS, "train.warmup": "--warmup", "train.cutout": "--cutout",
                "train.cosine_period": "--cosine-period", "train.precision": "--precision",
-               "train.channels_last": "--channels-last", "train.network": "--network", "space": "--space",
+               "train.channels_last": "--channels-last", "train.compile": "--compile", "train.network": "--network",
+               "space": "--space",
                "arch_list": "--arch", "proxies": "--method", "backbone": "--backbone",
                "transfer.threshold": "--transfer-threshold", "transfer.estimator": "--cka-estimator",
                "transfer.cka": "--cka", "transfer.cka_archs": "--cka-archs", "transfer.cka_epochs": "--cka-epochs"}
@@ -174,7 +175,8 @@ def _train_section(args: argparse.Namespace) -> dict:
                                   ("cosine_period", getattr(args, "cosine_period", None)),
                                   ("cutout", getattr(args, "cutout", None)),
                                   ("precision", getattr(args, "precision", None)),
-                                  ("channels_last", getattr(args, "channels_last", None))) if v is not None})
+                                  ("channels_last", getattr(args, "channels_last", None)),
+                                  ("compile", getattr(args, "compile", None))) if v is not None})
     return sec
 
 

@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format for the model and batches (default: on where bf16 is the "
                         "default; --precision fp32 --no-channels-last = the plain fp32 recipe)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="train through torch.compile (inductor): faster steps after a one-time compile of "
+                        "about 0.5-2 minutes; recorded in the row (column compiled)")
     p.add_argument("--transfer", choices=["auto"], help="auto: choose i, j from CKA (overrides --method)")
     p.add_argument("--transfer-threshold", type=float,
                    help="CKA every pair on the path must reach (default: the estimator's calibrated one, "

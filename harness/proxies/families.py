@@ -44,7 +44,7 @@ def _train(name: str, ctx: ProxyContext) -> TrainProxy:
     return TrainProxy(ctx.space, method, ctx.data, table_dataset=ctx.dataset, cfg=ctx.train.config(method, ctx.space.name),
                       backbone=backbone, seed=ctx.train.seed, store=ctx.store, progress=ctx.progress,
                       meta=ctx.meta, allow_overlap=ctx.backbone.allow_overlap, prefix_bn=ctx.backbone.prefix_bn,
-                      network=ctx.train.network)
+                      network=ctx.train.network, compiled=ctx.train.compile)
 
 
 def _recorded(name: str, ctx: ProxyContext) -> RecordedProxy:

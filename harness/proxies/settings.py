@@ -58,6 +58,7 @@ class TrainSettings:
     network: dict = field(default_factory=dict)  # options for space.build_network (e.g. DARTS C, layers)
     precision: "str | None" = None       # recipe.PRECISIONS; None = the device's (recipe.default_mode)
     channels_last: "bool | None" = None  # None = the device's (recipe.default_mode)
+    compile: bool = False          # train through torch.compile (recorded per row, not part of the recipe)
     seed: int = 0
 
     def __post_init__(self):

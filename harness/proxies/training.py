@@ -99,12 +99,13 @@ def default_config(method: str, space: SearchSpace, data: Dataset) -> TrainConfi
 def prepare_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *, cfg: "TrainConfig | None" = None,
                     backbone: "str | Path | None" = None, seed: int = 0, label: "str | None" = None,
                     progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
-                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None
-                    ) -> tuple[torch.nn.Module, Callable[[], TrainResult], dict]:
+                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None,
+                    compiled: bool = False) -> tuple[torch.nn.Module, Callable[[], TrainResult], dict]:
     """Build one candidate now (its initial weights drawn from the global RNG seeded with ``seed``)
     -> (model, a job that trains it, backbone metadata). Jobs may run concurrently
     (:func:`harness.train.concurrent.run_concurrently`): training draws only from its own seeded
-    generator. A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster)."""
+    generator. A Tr-Net with ``feature_cache`` is evaluated on the cache's prefix features (exact, faster);
+    ``compiled`` trains through ``torch.compile`` (:func:`harness.train.loop.train`)."""
     cfg = cfg or default_config(method, space, data)
     torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
     model, backbone_info = build_candidate(space, arch, method, data.num_classes, backbone, data.name, allow_overlap,
@@ -114,7 +115,8 @@ def prepare_network(space: SearchSpace, arch: Any, method: str, data: Dataset, *
         if feature_cache is not None and backbone_info else None
 
     def job() -> TrainResult:
-        return train(model, data, cfg, seed=seed, label=label, progress=progress, evaluator=evaluator)
+        return train(model, data, cfg, seed=seed, label=label, progress=progress, evaluator=evaluator,
+                     compiled=compiled)
     return model, job, backbone_info
 
 
@@ -136,22 +138,24 @@ def prepare_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset,
     _, job, backbone_info = prepare_network(space, arch, method, data, cfg=cfg, **options)
 
     def run() -> dict:
-        return _row(space, arch, method, data, cfg, network, job(), backbone_info, options.get("seed", 0))
+        return _row(space, arch, method, data, cfg, network, job(), backbone_info, options.get("seed", 0),
+                    options.get("compiled", False))
     return run
 
 
 def train_candidate(space: SearchSpace, arch: Any, method: str, data: Dataset, *,
                     cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
                     progress: bool = True, allow_overlap: bool = False, prefix_bn: str = "running",
-                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None) -> dict:
+                    network: "dict | None" = None, feature_cache: "PrefixFeatureCache | None" = None,
+                    compiled: bool = False) -> dict:
     """Train one candidate; returns a flat results row (accuracies, cost, provenance)."""
     return prepare_candidate(space, arch, method, data, cfg=cfg, backbone=backbone, seed=seed, progress=progress,
                              allow_overlap=allow_overlap, prefix_bn=prefix_bn, network=network,
-                             feature_cache=feature_cache)()
+                             feature_cache=feature_cache, compiled=compiled)()
 
 
 def _row(space: SearchSpace, arch: Any, method: str, data: Dataset, cfg: TrainConfig, network: "dict | None",
-         r: TrainResult, backbone_info: dict, seed: int) -> dict:
+         r: TrainResult, backbone_info: dict, seed: int, compiled: bool) -> dict:
     arch_str = space.format(arch)
     index = space.index_of(arch) if hasattr(space, "index_of") else None
     return {
@@ -162,7 +166,7 @@ def _row(space: SearchSpace, arch: Any, method: str, data: Dataset, cfg: TrainCo
         "warmup_epochs": cfg.warmup_epochs, "steps": r.steps, "wall_s": r.wall_s,
         "images_per_s": r.images_per_s, "saved_bytes": r.saved_bytes, "peak_cuda_bytes": r.peak_cuda_bytes,
         "peak_rss_bytes": r.peak_rss_bytes, "params": r.params, "trainable_params": r.trainable_params,
-        "config": config_json(cfg, network), "history": json.dumps(r.history),
+        "config": config_json(cfg, network), "compiled": compiled, "history": json.dumps(r.history),
         **backbone_info, **run_record(seed=seed, device=str(data.train.x.device)),
     }
 
@@ -186,8 +190,10 @@ class TrainProxy:
     def __init__(self, space: SearchSpace, method: str, data: Dataset, *, table_dataset: str,
                  cfg: "TrainConfig | None" = None, backbone: "str | Path | None" = None, seed: int = 0,
                  store: "ResultsStore | None" = None, progress: bool = False, meta: "dict | None" = None,
-                 allow_overlap: bool = False, prefix_bn: str = "running", network: "dict | None" = None):
+                 allow_overlap: bool = False, prefix_bn: str = "running", network: "dict | None" = None,
+                 compiled: bool = False):
         parse_method(method)
+        self.compiled = compiled
         self.network = dict(network or {})
         self.meta, self.allow_overlap, self.prefix_bn = dict(meta or {}), allow_overlap, prefix_bn
         self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
@@ -200,7 +206,8 @@ class TrainProxy:
         """Build ``arch`` now; the job trains it and appends its row (with ``extra`` columns)."""
         run = prepare_candidate(self.space, arch, self.method, self.data, cfg=self.cfg, backbone=self.backbone,
                                 seed=self.seed, progress=self.progress, allow_overlap=self.allow_overlap,
-                                prefix_bn=self.prefix_bn, network=self.network, feature_cache=self.feature_cache)
+                                prefix_bn=self.prefix_bn, network=self.network, feature_cache=self.feature_cache,
+                                compiled=self.compiled)
 
         def job() -> dict:
             row = {**run(), **self.meta, **(extra or {})}
@@ -244,7 +251,9 @@ class RecordedProxy:
     Rows match on space, arch, method, dataset, the full training config, the training seed, the
     data (source and the number of train / valid images) and, for a Tr-Net, the backbone's content
     hash, so runs with another budget, other images, another seed or another backbone are never
-    mixed in (a second seed is a second measurement, e.g. of the noise between seeds)."""
+    mixed in (a second seed is a second measurement, e.g. of the noise between seeds). How the
+    same recipe was executed -- the device, ``compiled`` -- is recorded but not matched: like another
+    CPU, it rounds the same arithmetic differently; it is not another recipe."""
 
     def __init__(self, trainer: TrainProxy, on_miss: str = "train"):
         if on_miss not in ("train", "error"):

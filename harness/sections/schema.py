@@ -24,7 +24,8 @@ from harness.transfer.splice import PREFIX_BN
 TRAIN_SCHEMA = {"data": STR, "dataset": STR, "device": STR, "limit": INT,
                 "limits": {"train": INT, "valid": INT, "test": INT}, "batch_size": INT, "cutout": INT, "archs": INT,
                 "epochs": {"*": INT}, "warmup": {"*": INT}, "on_miss": STR, "seed": INT,
-                "cosine_period": STR, "network": {"*": (int, float, bool)}, "precision": STR, "channels_last": BOOL}
+                "cosine_period": STR, "network": {"*": (int, float, bool)}, "precision": STR, "channels_last": BOOL,
+                "compile": BOOL}
 BACKBONE_SCHEMA = {"name": STR, "epochs": INT, "batch_size": INT, "checkpoint": STR, "shortcut": STR,
                    "allow_overlap": BOOL, "prefix_bn": STR, "limit": INT, "mode": STR}
 #: Largest size option of a space's network (``train.network``: DARTS' C = 36, layers = 20; NB201's

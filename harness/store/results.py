@@ -99,7 +99,7 @@ _SPECS = (
                       "wall_s:float images_per_s:float saved_bytes:int peak_cuda_bytes:int peak_rss_bytes:int",
                       "params:int trainable_params:int config history commit device", _VERSIONS,
                       "seed:int backbone backbone_sha256 backbone_meta prefix_bn batch_id benchmark study_run",
-                      "concurrent:int transfer transfer_i:int transfer_j:int transfer_threshold:float",
+                      "concurrent:int compiled:bool transfer transfer_i:int transfer_j:int transfer_threshold:float",
                       "transfer_estimator transfer_cka:float transfer_min_cka:float transfer_path transfer_source",
                       "transfer_cka_archs")),
     TableSpec("memory", "memory", ("arch_str", "original/saved_bytes"),

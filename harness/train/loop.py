@@ -174,7 +174,7 @@ def _diverged(label: str, first: torch.Tensor, steps: int) -> TrainingDiverged:
 def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int, label: str = "model",
           progress: bool = True, evaluator: "Callable | None" = None,
           check_every: "int | None" = None, resume: "TrainState | None" = None,
-          on_epoch: "Callable[[TrainState], None] | None" = None) -> TrainResult:
+          on_epoch: "Callable[[TrainState], None] | None" = None, compiled: bool = False) -> TrainResult:
     """Train ``model`` on ``data.train`` with ``cfg``; evaluate on ``data.valid`` and ``data.test``
     (with ``evaluator(model, split_name)`` when given, e.g. a Tr-Net over cached prefix features).
 
@@ -182,6 +182,11 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     never updated. Raises :class:`TrainingDiverged` naming ``label``, epoch and step of the first
     non-finite loss. The check reads a device-side flag every ``check_every`` steps (default: every
     step on CPU, :data:`CUDA_CHECK_EVERY` on CUDA, so steps do not wait for the host) and at epoch end.
+
+    ``compiled``: training steps run through ``torch.compile`` (inductor); the first step stays eager
+    (the saved-for-backward bytes are counted there), and so does evaluation. The same arithmetic in
+    another order: the weights differ from eager ones in the last bits, and after training by about
+    what another CPU gives (results/table1/compile.md). The compile time is part of ``wall_s``.
     """
     device = data.train.x.device
     cuda = device.type == "cuda"
@@ -189,6 +194,7 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = prepare(model.to(device), cfg)
+    stepper = torch.compile(model) if compiled else model  # shares the parameters with model
     opt = make_optimizer(model, cfg)
     first_bad = torch.tensor([-1.0, 0.0], device=device)  # (global step, loss) of the first non-finite loss
     steps = steps_per_epoch(len(data.train), cfg.batch_size)
@@ -219,7 +225,9 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
                                            std=data.std, pad=data.pad, cutout=cfg.cutout, generator=gen)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, epoch, i / steps)
-            loss = one_step(model, opt, in_format(x, cfg), y, cfg, counter.counting(step == first_step)).detach()
+            counting = step == first_step
+            loss = one_step(model if counting else stepper, opt, in_format(x, cfg), y, cfg,
+                            counter.counting(counting)).detach()
             new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss)
             first_bad = torch.where(new_bad, torch.stack([loss.new_full((), float(step), dtype=torch.float32),
                                                           loss.float()]), first_bad)
