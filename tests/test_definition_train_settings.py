@@ -18,7 +18,7 @@ EVERY_KEY = {"data": "cifar10-jpeg", "dataset": "cifar10-valid", "device": "cpu"
              "limits": {"train": 32, "valid": 16, "test": 8}, "batch_size": 16, "cutout": 8, "archs": 3,
              "epochs": {"original": 2}, "warmup": {"original": 1}, "on_miss": "error", "seed": 7,
              "cosine_period": "after_warmup", "network": {"C": 8, "N": 1}, "precision": "bf16",
-             "channels_last": True}
+             "channels_last": True, "compile": True}
 
 
 def _rank(train: "dict | None" = None):
@@ -59,7 +59,7 @@ def test_definition_setting_every_key():
         data="cifar10-jpeg", dataset="cifar10-valid", device="cpu", limit=64,
         limits={"train": 32, "valid": 16, "test": 8}, batch_size=16, cutout=8, epochs={"original": 2},
         warmup={"original": 1}, on_miss="error", seed=7, cosine_period="after_warmup",
-        network={"C": 8, "N": 1}, precision="bf16", channels_last=True)
+        network={"C": 8, "N": 1}, precision="bf16", channels_last=True, compile=True)
     for key in ("limits", "epochs", "warmup", "network"):  # copies: the settings never share the definition's tables
         assert getattr(got, key) is not defn["train"][key]
 
