@@ -193,9 +193,8 @@ class TrainProxy:
                  allow_overlap: bool = False, prefix_bn: str = "running", network: "dict | None" = None,
                  compiled: bool = False):
         parse_method(method)
-        self.compiled = compiled
         self.network = dict(network or {})
-        self.meta, self.allow_overlap, self.prefix_bn = dict(meta or {}), allow_overlap, prefix_bn
+        self.meta, self.allow_overlap, self.prefix_bn, self.compiled = dict(meta or {}), allow_overlap, prefix_bn, compiled
         self.space, self.method, self.data, self.cfg, self.backbone, self.seed = space, method, data, cfg, backbone, seed
         self.store, self.progress = store, progress
         self.feature_cache = PrefixFeatureCache()  # evaluation features of the frozen prefix, for all candidates

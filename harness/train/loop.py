@@ -186,7 +186,8 @@ def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, seed: int,
     ``compiled``: training steps run through ``torch.compile`` (inductor); the first step stays eager
     (the saved-for-backward bytes are counted there), and so does evaluation. The same arithmetic in
     another order: the weights differ from eager ones in the last bits, and after training by about
-    what another CPU gives (results/table1/compile.md). The compile time is part of ``wall_s``.
+    what another CPU gives (docs/table1.md, "Making a candidate cheaper"). The compile time is part of
+    ``wall_s``.
     """
     device = data.train.x.device
     cuda = device.type == "cuda"
